@@ -1,0 +1,247 @@
+"""Configuration: one TOML file, environment overrides for the broker and secrets.
+
+Every key is declared once in :data:`SCHEMA` with its type, default, bounds and
+help text; loading checks the file against it and names the offending key on any
+mistake. The schema is also what a generated configuration reference reads.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+CONFIG_ENV = "KANADE_CONFIG"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the key and what was expected."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type, default and the rule its value must meet."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+    secret: bool = False
+
+    def expected(self) -> str:
+        """A human description of an acceptable value, for error messages."""
+        noun = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+        desc = noun[self.kind]
+        if self.choices:
+            desc = "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.minimum is not None and self.maximum is not None:
+            desc += f" from {self.minimum:g} to {self.maximum:g}"
+        elif self.minimum is not None:
+            desc += f" of at least {self.minimum:g}"
+        return desc
+
+
+def _nats_url(value: str) -> str | None:
+    for part in value.split(","):
+        url = urlparse(part.strip())
+        if url.scheme not in ("nats", "tls", "ws", "wss") or not url.hostname:
+            return "a nats:// (or tls://, ws://, wss://) URL with a host, comma-separated for several"
+    return None
+
+
+SCHEMA: dict[str, tuple[Key, ...]] = {
+    "nats": (
+        Key("url", str, "nats://127.0.0.1:4222", "Broker URL(s), comma-separated.", check=_nats_url),
+        Key("token", str, "", "Auth token (env KANADE_NATS_TOKEN).", secret=True),
+        Key("user", str, "", "User name (env KANADE_NATS_USER)."),
+        Key("password", str, "", "Password (env KANADE_NATS_PASSWORD).", secret=True),
+        Key("creds", str, "", "Path to a .creds file (env KANADE_NATS_CREDS)."),
+        Key("connect_timeout_s", float, 5.0, "Timeout of one connect attempt.", 0.1, 300),
+    ),
+    "database": (
+        Key("path", str, "var/backend.db", "SQLite database file (env KANADE_DB)."),
+        Key("busy_timeout_ms", int, 30000, "How long a write waits for a lock.", 0, 600000),
+    ),
+    "log": (
+        Key(
+            "format",
+            str,
+            "auto",
+            "json (systemd), console (TTY) or auto (console on a TTY, else json).",
+            choices=("auto", "json", "console"),
+        ),
+        Key(
+            "level",
+            str,
+            "info",
+            "Minimum level logged.",
+            choices=("debug", "info", "warning", "error"),
+        ),
+    ),
+    "projectord": (
+        Key("batch_size", int, 500, "Messages fetched and committed per transaction.", 1, 10000),
+        Key("fetch_wait_ms", int, 1000, "How long an idle fetch waits for messages.", 10, 60000),
+        Key("max_ack_pending", int, 20000, "Consumer max_ack_pending.", 1, 1000000),
+        Key("flush_interval_ms", int, 1000, "Core-NATS micro-batch flush interval.", 10, 60000),
+        Key("flush_max", int, 1000, "Core-NATS micro-batch size that forces a flush.", 1, 100000),
+        Key("retry_max_backoff_s", float, 10.0, "Cap on the retry backoff.", 0.01, 600),
+        Key("stop_timeout_s", float, 8.0, "Graceful stop budget before exit.", 0.5, 300),
+        Key("reject_payload_bytes", int, 65536, "Raw bytes kept per reject.", 64, 16777216),
+    ),
+}
+
+# Sections owned by another process sharing the file; projectord does not read them.
+FOREIGN_SECTIONS = ("apiserver",)
+
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "KANADE_NATS_URL": ("nats", "url"),
+    "KANADE_NATS_TOKEN": ("nats", "token"),
+    "KANADE_NATS_USER": ("nats", "user"),
+    "KANADE_NATS_PASSWORD": ("nats", "password"),
+    "KANADE_NATS_CREDS": ("nats", "creds"),
+    "KANADE_DB": ("database", "path"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration; ``section(name)`` gives one table as a dict."""
+
+    values: Mapping[str, Mapping[str, Any]]
+    source: str = "defaults"
+    env_used: tuple[str, ...] = field(default_factory=tuple)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        return self.values[name]
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.values["database"]["path"]).expanduser()
+
+    def with_db(self, path: str) -> Settings:
+        """A copy with the database file replaced (the ``--db`` option)."""
+        values = {k: dict(v) for k, v in self.values.items()}
+        values["database"]["path"] = _validate(_key("database", "path"), path, "--db")
+        return Settings(values, self.source, self.env_used)
+
+
+def _key(section: str, name: str) -> Key:
+    return next(k for k in SCHEMA[section] if k.name == name)
+
+
+def _validate(key: Key, value: Any, where: str) -> Any:
+    """Return ``value`` coerced to the key's type, or raise ConfigError naming ``where``."""
+    ok = isinstance(value, key.kind) and not (key.kind is not bool and isinstance(value, bool))
+    if key.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(f"{where}: expected {key.expected()}, got {value!r}")
+    if key.choices and value not in key.choices:
+        raise ConfigError(f"{where}: expected {key.expected()}, got {value!r}")
+    if (key.minimum is not None and value < key.minimum) or (
+        key.maximum is not None and value > key.maximum
+    ):
+        raise ConfigError(f"{where}: expected {key.expected()}, got {value!r}")
+    if key.kind is str and key.name == "path" and not value.strip():
+        raise ConfigError(f"{where}: expected a file path, got an empty string")
+    if key.check is not None and (problem := key.check(value)) is not None:
+        raise ConfigError(f"{where}: expected {problem}, got {value!r}")
+    return value
+
+
+def _from_env(key: Key, raw: str, var: str) -> Any:
+    if key.kind is str:
+        return _validate(key, raw, f"environment variable {var}")
+    try:
+        parsed: Any = key.kind(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {var}: expected {key.expected()}, got {raw!r}")
+    return _validate(key, parsed, f"environment variable {var}")
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load and validate the configuration.
+
+    ``path`` (or ``$KANADE_CONFIG``) names a TOML file; without either, defaults
+    apply. Environment overrides win over the file. Raises ConfigError naming the
+    key and what was expected.
+    """
+    env = os.environ if env is None else env
+    path = path or env.get(CONFIG_ENV) or None
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {source}: not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {source}: is a directory, expected a TOML file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {source}: not valid TOML: {exc}") from None
+
+    values: dict[str, dict[str, Any]] = {}
+    for section, items in raw.items():
+        if section in FOREIGN_SECTIONS:
+            continue
+        if section not in SCHEMA:
+            known = ", ".join(f"[{s}]" for s in (*SCHEMA, *FOREIGN_SECTIONS))
+            raise ConfigError(f"{source}: unknown section [{section}]; expected one of {known}")
+        if not isinstance(items, dict):
+            raise ConfigError(f"{source}: key '{section}' must be a table [{section}]")
+        names = {k.name for k in SCHEMA[section]}
+        for name in items:
+            if name not in names:
+                raise ConfigError(
+                    f"{source}: unknown key '{section}.{name}'; "
+                    f"expected one of: {', '.join(sorted(names))}"
+                )
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        values[section] = {
+            k.name: _validate(k, given[k.name], f"config key '{section}.{k.name}'")
+            if k.name in given
+            else k.default
+            for k in keys
+        }
+
+    used = []
+    for var, (section, name) in ENV_OVERRIDES.items():
+        if var in env and env[var] != "":
+            values[section][name] = _from_env(_key(section, name), env[var], var)
+            used.append(var)
+
+    nats = values["nats"]
+    if bool(nats["user"]) != bool(nats["password"]):
+        raise ConfigError("nats.user and nats.password: set both or neither")
+    methods = [m for m in ("token", "user", "creds") if nats[m]]
+    if len(methods) > 1:
+        raise ConfigError(
+            f"nats: choose one authentication method, got {' and '.join(methods)} "
+            "(token, user/password or creds)"
+        )
+    if nats["creds"] and not Path(nats["creds"]).expanduser().is_file():
+        raise ConfigError(f"nats.creds: file {nats['creds']!r} does not exist")
+    return Settings(values, source, tuple(used))
+
+
+def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The settings with every secret masked, safe to log."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        out[section] = {
+            k.name: ("***" if k.secret and settings.values[section][k.name] else v)
+            for k in keys
+            for v in [settings.values[section][k.name]]
+        }
+    return out

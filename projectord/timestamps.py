@@ -1,0 +1,83 @@
+"""RFC 3339 timestamps: parse what agents send, store one fixed UTC format.
+
+The database holds every instant as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` so that
+string order is time order. The original stored a variable fraction and, before
+that, mixed ``YYYY-MM-DD HH:MM:SS`` values whose space sorts before ``T``; range
+filters silently missed rows. One format, bound from code, ends that class of bug.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})"
+    r"(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+
+
+class TimestampError(ValueError):
+    """A timestamp is not RFC 3339 with an offset."""
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp into an aware UTC datetime.
+
+    Accepts 0-9 fraction digits (truncated to microseconds), ``Z`` or any
+    ``±HH:MM`` offset. A timestamp without an offset is rejected: guessing its
+    zone would silently shift rows by hours.
+    """
+    if not isinstance(text, str):
+        raise TimestampError(f"expected an RFC 3339 string, got {type(text).__name__}")
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise TimestampError(f"not an RFC 3339 timestamp with an offset: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    micros = int((m.group(7) or "").ljust(6, "0")[:6])
+    if m.group(8):
+        tz = UTC
+    else:
+        sign = -1 if m.group(9) == "-" else 1
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            raise TimestampError(f"offset out of range in {text!r}")
+        tz = timezone(sign * timedelta(hours=oh, minutes=om))
+    # RFC 3339 allows a leap second (:60); Python cannot represent it, so it is
+    # folded onto :59.999999 of the same minute rather than rejecting the message.
+    if second == 60:
+        second, micros = 59, 999_999
+    try:
+        value = datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
+    except ValueError as exc:
+        raise TimestampError(f"invalid date or time in {text!r}: {exc}") from None
+    return value.astimezone(UTC)
+
+
+def format_db(value: datetime) -> str:
+    """Render an aware datetime in the one storage format (UTC, 6 fraction digits)."""
+    if value.tzinfo is None:
+        raise TimestampError("refusing to store a naive datetime")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def normalize(text: str) -> str:
+    """Parse a wire timestamp and return it in storage format."""
+    return format_db(parse_rfc3339(text))
+
+
+def from_unix_nanos(nanos: int) -> datetime:
+    """Exact conversion of integer epoch nanoseconds (JetStream's clock) to UTC."""
+    seconds, rem = divmod(nanos, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rem // 1000)
+
+
+def utc_now() -> datetime:
+    """The current instant, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def now_db() -> str:
+    """The current instant in storage format."""
+    return format_db(utc_now())
