@@ -31,7 +31,9 @@ def _configure(connection) -> None:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=sqlite_url(_db_path()), target_metadata=target_metadata, literal_binds=True)
+    context.configure(
+        url=sqlite_url(_db_path()), target_metadata=target_metadata, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

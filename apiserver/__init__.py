@@ -1,0 +1,1 @@
+"""apiserver: the read-only HTTP API over the projection database."""

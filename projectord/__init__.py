@@ -1,0 +1,1 @@
+"""projectord: the only writer of the kanade projection database."""

@@ -53,13 +53,17 @@ def _nats_url(value: str) -> str | None:
     for part in value.split(","):
         url = urlparse(part.strip())
         if url.scheme not in ("nats", "tls", "ws", "wss") or not url.hostname:
-            return "a nats:// (or tls://, ws://, wss://) URL with a host, comma-separated for several"
+            return (
+                "a nats:// (or tls://, ws://, wss://) URL with a host, comma-separated for several"
+            )
     return None
 
 
 SCHEMA: dict[str, tuple[Key, ...]] = {
     "nats": (
-        Key("url", str, "nats://127.0.0.1:4222", "Broker URL(s), comma-separated.", check=_nats_url),
+        Key(
+            "url", str, "nats://127.0.0.1:4222", "Broker URL(s), comma-separated.", check=_nats_url
+        ),
         Key("token", str, "", "Auth token (env KANADE_NATS_TOKEN).", secret=True),
         Key("user", str, "", "User name (env KANADE_NATS_USER)."),
         Key("password", str, "", "Password (env KANADE_NATS_PASSWORD).", secret=True),
@@ -163,7 +167,8 @@ def _from_env(key: Key, raw: str, var: str) -> Any:
     try:
         parsed: Any = key.kind(raw)
     except ValueError:
-        raise ConfigError(f"environment variable {var}: expected {key.expected()}, got {raw!r}")
+        expected = key.expected()
+        raise ConfigError(f"environment variable {var}: expected {expected}, got {raw!r}") from None
     return _validate(key, parsed, f"environment variable {var}")
 
 
@@ -186,7 +191,9 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         except FileNotFoundError:
             raise ConfigError(f"config file {source}: not found") from None
         except IsADirectoryError:
-            raise ConfigError(f"config file {source}: is a directory, expected a TOML file") from None
+            raise ConfigError(
+                f"config file {source}: is a directory, expected a TOML file"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {source}: not valid TOML: {exc}") from None
 

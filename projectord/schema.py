@@ -19,12 +19,12 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
-    REAL as Real,
     Table,
     Text,
     UniqueConstraint,
     text,
 )
+from sqlalchemy.types import REAL as Real
 from sqlalchemy.types import UserDefinedType
 
 
@@ -231,6 +231,10 @@ projector_checkpoints = Table(
     Column("last_seq", Integer, nullable=False),
     # JetStream publish time of that message.
     Column("last_message_at", Timestamp),
+    # Creation time of the stream the sequence belongs to: a stream deleted and
+    # recreated restarts its sequences at 1, and an old checkpoint would then
+    # skip every new message as "already applied".
+    Column("stream_created", Timestamp),
     Column("updated_at", Timestamp, nullable=False),
 )
 
@@ -249,10 +253,12 @@ projector_rejects = Table(
     Column("payload_size", Integer, nullable=False),
     Column("published_at", Timestamp),
     Column("recorded_at", Timestamp, nullable=False),
+    # published_at too: a recreated stream reuses sequence numbers.
     Index(
         "uq_rejects_stream_seq",
         "stream",
         "stream_seq",
+        "published_at",
         unique=True,
         sqlite_where=text("stream_seq IS NOT NULL"),
     ),

@@ -31,8 +31,9 @@ class WriterLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
+            db = self.path.with_suffix("")
             raise WriterLockHeld(
-                f"another projectord (pid {holder}) is already writing {self.path.with_suffix('')}; "
+                f"another projectord (pid {holder}) is already writing {db}; "
                 "only one writer may run per database file"
             ) from None
         os.ftruncate(fd, 0)

@@ -227,6 +227,7 @@ def upgrade() -> None:
         sa.Column("durable", sa.Text(), nullable=False),
         sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.Column("last_message_at", TIMESTAMP, nullable=True),
+        sa.Column("stream_created", TIMESTAMP, nullable=True),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("projector"),
     )
@@ -265,7 +266,7 @@ def upgrade() -> None:
         batch_op.create_index("idx_rejects_recorded", ["recorded_at"], unique=False)
         batch_op.create_index(
             "uq_rejects_stream_seq",
-            ["stream", "stream_seq"],
+            ["stream", "stream_seq", "published_at"],
             unique=True,
             sqlite_where=sa.text("stream_seq IS NOT NULL"),
         )

@@ -1,0 +1,88 @@
+"""``projectord [run|migrate] [--config PATH] [--db PATH]``.
+
+Exit status: 0 after a clean run or stop, 1 when another projectord holds the
+database or start-up fails, 2 for a bad command line or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import structlog
+
+from .config import ConfigError, Settings, load_settings, redacted
+from .database import create_writer_engine
+from .logconfig import configure_logging
+from .migrations import upgrade_to_head
+from .writer_lock import WriterLock, WriterLockHeld
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="TOML config file (or $KANADE_CONFIG)")
+    common.add_argument("--db", metavar="PATH", help="database file (overrides the config)")
+    parser = argparse.ArgumentParser(
+        prog="projectord",
+        description="Project the kanade broker's streams into the SQLite database.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{run,migrate}")
+    sub.add_parser("run", parents=[common], help="run the projectors (the default)")
+    sub.add_parser("migrate", parents=[common], help="upgrade the database to head and exit")
+    return parser
+
+
+def load(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    return settings.with_db(args.db) if args.db else settings
+
+
+def migrate(settings: Settings) -> int:
+    log = structlog.get_logger("projectord")
+    lock = WriterLock(settings.db_path)
+    lock.acquire()
+    engine = create_writer_engine(settings.db_path, settings.section("database")["busy_timeout_ms"])
+    try:
+        before, after = upgrade_to_head(engine)
+    finally:
+        engine.dispose()
+        lock.release()
+    log.info("migrated", db=str(settings.db_path), before=before, after=after)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load(args)
+    except ConfigError as exc:
+        print(f"projectord: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.section("log")["format"], settings.section("log")["level"])
+    log = structlog.get_logger("projectord")
+    log.info(
+        "config_loaded",
+        source=settings.source,
+        env_overrides=list(settings.env_used),
+        config=redacted(settings),
+    )
+    try:
+        if args.command == "migrate":
+            return migrate(settings)
+        from .daemon import Daemon
+
+        return asyncio.run(Daemon(settings).run())
+    except WriterLockHeld as exc:
+        log.error("writer_lock_held", error=str(exc))
+        print(f"projectord: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""projectord's life: lock, migrate, bootstrap, reconcile, consume, stop gracefully.
+
+Start-up order follows projection-semantics.md section 2: migrations, broker
+resources, then every durable is reconciled with its checkpoint *before* any
+projector starts, so no projector can move a position mid-check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from .broker import connect
+from .broker_resources import ensure_resources
+from .config import Settings
+from .core_consumer import CoreConsumer
+from .database import Writer, create_writer_engine
+from .jetstream_consumer import JetStreamConsumer
+from .manifest_timeouts import ManifestTimeouts
+from .migrations import upgrade_to_head
+from .projectors import CORE, JETSTREAM
+from .writer_lock import WriterLock
+
+log = structlog.get_logger("projectord")
+
+
+@dataclass
+class BrokerContext:
+    """What enrichment steps may use: the JetStream context and the jobs cache."""
+
+    js: JetStreamContext
+    manifest_timeouts: ManifestTimeouts
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run a loop until it returns after a stop; restart it if it ever crashes."""
+    while True:
+        try:
+            await run()
+            if stop.is_set():
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task_crashed_restarting", task=name)
+        if stop.is_set():
+            return
+        await asyncio.sleep(1)
+
+
+async def _connect_until_up(settings: Settings, stop: asyncio.Event) -> Client | None:
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            return await connect(settings.section("nats"))
+        except Exception as exc:
+            log.warning(
+                "broker_unreachable",
+                url=settings.section("nats")["url"],
+                error=str(exc) or type(exc).__name__,
+                retry_in_s=delay,
+            )
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 10)
+    return None
+
+
+class Daemon:
+    """One projectord process. ``await Daemon(settings).run()`` returns an exit code."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.options: dict[str, Any] = dict(settings.section("projectord"))
+        self.stop = asyncio.Event()
+        self.jetstream: list[JetStreamConsumer] = []
+        self.core: list[CoreConsumer] = []
+
+    def request_stop(self, reason: str = "signal") -> None:
+        if not self.stop.is_set():
+            log.info("stopping", reason=reason)
+            self.stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        lock = WriterLock(self.settings.db_path)
+        lock.acquire()  # WriterLockHeld propagates: the CLI reports it
+        db = self.settings.section("database")
+        engine = create_writer_engine(self.settings.db_path, db["busy_timeout_ms"])
+        writer = Writer(engine)
+        nc: Client | None = None
+        timeouts: ManifestTimeouts | None = None
+        try:
+            before, after = await loop.run_in_executor(None, upgrade_to_head, engine)
+            log.info("schema_ready", db=str(self.settings.db_path), before=before, after=after)
+            nc = await _connect_until_up(self.settings, self.stop)
+            if nc is None:
+                return 0
+            js = nc.jetstream()
+            await ensure_resources(js)
+            timeouts = ManifestTimeouts(js)
+            timeouts.start()
+            ctx = BrokerContext(js, timeouts)
+            self.jetstream = [
+                JetStreamConsumer(p, js, writer, self.options, ctx, self.stop) for p in JETSTREAM
+            ]
+            for consumer in self.jetstream:
+                await consumer.position()
+            self.core = [CoreConsumer(p, nc, writer, self.options, self.stop) for p in CORE]
+            tasks = [
+                asyncio.create_task(_supervise(c.p.name, c.run, self.stop), name=c.p.name)
+                for c in (*self.jetstream, *self.core)
+            ]
+            reporter = asyncio.create_task(self._report_progress())
+            log.info("projectord_running", projectors=[t.get_name() for t in tasks])
+            await self.stop.wait()
+            started = time.monotonic()
+            done, pending = await asyncio.wait(tasks, timeout=self.options["stop_timeout_s"])
+            for task in pending:
+                log.warning("stop_timeout_cancelling", task=task.get_name())
+                task.cancel()
+            await asyncio.gather(*pending, reporter, return_exceptions=True)
+            reporter.cancel()
+            log.info(
+                "projectors_stopped",
+                seconds=round(time.monotonic() - started, 3),
+                checkpoints={c.p.name: c.checkpoint for c in self.jetstream},
+            )
+            return 0
+        finally:
+            if timeouts is not None:
+                await timeouts.stop()
+            if nc is not None:
+                try:
+                    await asyncio.wait_for(nc.drain(), 2)
+                except Exception:
+                    await nc.close()
+            writer.close()
+            lock.release()
+
+    async def _report_progress(self) -> None:
+        while not self.stop.is_set():
+            try:
+                await asyncio.wait_for(self.stop.wait(), 60)
+            except TimeoutError:
+                pass
+            for c in self.jetstream:
+                log.info(
+                    "projector_progress",
+                    stream=c.p.stream,
+                    consumer=c.p.durable,
+                    seq=c.checkpoint,
+                    applied=c.stats.applied,
+                    rejected=c.stats.rejected,
+                    skipped=c.stats.skipped,
+                )
+            for core in self.core:
+                log.info(
+                    "projector_progress",
+                    stream=None,
+                    consumer=core.p.subject,
+                    seq=None,
+                    applied=core.applied,
+                    rejected=core.rejected,
+                )

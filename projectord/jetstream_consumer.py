@@ -1,0 +1,239 @@
+"""The consume loop of one JetStream projector: fetch, decode, commit, then ack.
+
+Per batch: messages at or below the checkpoint are acked without work
+(redelivery after a crash between commit and ack); the rest are decoded, the
+undecodable ones become rejects, and everything is written in one transaction
+together with the new checkpoint. Only after the commit are the messages acked.
+The next batch is fetched while the current one commits, so the broker round
+trip and the database work overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from sqlalchemy import Connection
+
+from .batch_commit import commit_isolating
+from .checkpoints import record_reject, write_checkpoint
+from .database import Writer
+from .positions import reconcile
+from .projectors.contract import Delivery, JetStreamProjector, Rejected
+
+log = structlog.get_logger("projectord.jetstream")
+
+
+@dataclass(slots=True)
+class Item:
+    """One fresh message: its delivery and either a decoded record or an error."""
+
+    delivery: Delivery
+    record: Any = None
+    error: str | None = None
+
+
+@dataclass
+class ConsumerStats:
+    applied: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    batches: int = 0
+    last_seq: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class JetStreamConsumer:
+    """Runs one projector until ``stop`` is set, then finishes its batch and returns."""
+
+    def __init__(
+        self,
+        projector: JetStreamProjector,
+        js: JetStreamContext,
+        writer: Writer,
+        options: dict[str, Any],
+        broker_ctx: Any,
+        stop: asyncio.Event,
+    ) -> None:
+        self.p = projector
+        self.js = js
+        self.writer = writer
+        self.batch_size: int = options["batch_size"]
+        self.fetch_wait: float = options["fetch_wait_ms"] / 1000
+        self.max_ack_pending: int = options["max_ack_pending"]
+        self.max_backoff: float = options["retry_max_backoff_s"]
+        self.payload_limit: int = options["reject_payload_bytes"]
+        self.enrich = projector.make_enrich(broker_ctx) if projector.make_enrich else None
+        self.stop = stop
+        self.stats = ConsumerStats()
+        self.checkpoint = 0
+        self.stream_created: str | None = None
+        self.sub: Any = None
+        self.log = log.bind(stream=projector.stream, consumer=projector.durable)
+
+    async def position(self) -> None:
+        """Reconcile the durable with the checkpoint and bind a pull subscription."""
+        _plan, stream, checkpoint = await reconcile(
+            self.js, self.writer, self.p, self.max_ack_pending
+        )
+        self.checkpoint, self.stream_created = checkpoint, stream.created
+        self.stats.last_seq = checkpoint
+        if self.sub is not None:
+            try:
+                await self.sub.unsubscribe()
+            except Exception:
+                pass
+        self.sub = await self.js.pull_subscribe_bind(
+            durable=self.p.durable,
+            stream=self.p.stream,
+            pending_msgs_limit=self.batch_size * 4,
+        )
+
+    async def _fetch(self) -> list[Msg]:
+        try:
+            return await self.sub.fetch(self.batch_size, timeout=self.fetch_wait)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+
+    async def run(self) -> None:
+        """Consume until stopped. Broker errors are logged and retried; never fatal."""
+        if self.sub is None:
+            await self._with_broker_retry(self.position)
+        prefetch: asyncio.Task[list[Msg]] | None = None
+        while True:
+            if prefetch is None:
+                prefetch = asyncio.create_task(self._fetch())
+            try:
+                msgs = await prefetch
+            except Exception as exc:
+                prefetch = None
+                await self._fetch_failed(exc)
+                if self.stop.is_set():
+                    return
+                continue
+            # Fetch the next batch while this one is written; none after a stop.
+            prefetch = None if self.stop.is_set() else asyncio.create_task(self._fetch())
+            if msgs:
+                await self.process(msgs)
+            if self.stop.is_set() and prefetch is None:
+                return
+
+    async def _fetch_failed(self, exc: Exception) -> None:
+        self.log.warning("fetch_failed", seq=self.checkpoint, error=str(exc) or type(exc).__name__)
+        await asyncio.sleep(1)
+        if not self.stop.is_set():
+            # The durable may have been deleted or the broker restarted empty:
+            # reposition from the checkpoint (idempotent when nothing changed).
+            await self._with_broker_retry(self.position)
+
+    async def _with_broker_retry(self, fn: Any) -> None:
+        delay = 0.5
+        while True:
+            try:
+                return await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log.warning(
+                    "broker_call_failed",
+                    seq=self.checkpoint,
+                    step=getattr(fn, "__name__", "call"),
+                    error=str(exc) or type(exc).__name__,
+                    retry_in_s=delay,
+                )
+                if self.stop.is_set():
+                    return None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    def decode(self, deliveries: Sequence[Delivery]) -> list[Item]:
+        items = []
+        for d in deliveries:
+            try:
+                items.append(Item(d, self.p.decode(d)))
+            except Rejected as exc:
+                items.append(Item(d, error=str(exc)))
+            except Exception as exc:  # a decoder bug must not stop the projector
+                items.append(Item(d, error=f"decoder failed: {type(exc).__name__}: {exc}"))
+        return items
+
+    async def process(self, msgs: Sequence[Msg]) -> None:
+        """Project one fetched batch and ack it after the commit."""
+        deliveries = [Delivery.from_jetstream(m) for m in msgs]
+        # Sorted: a redelivery can arrive behind newer messages.
+        fresh = sorted((d for d in deliveries if d.seq > self.checkpoint), key=lambda d: d.seq)
+        self.stats.skipped += len(deliveries) - len(fresh)
+        if fresh:
+            items = self.decode(fresh)
+            undecodable = [i for i in items if i.error is not None]
+            for i in undecodable:
+                self.log.warning(
+                    "message_rejected",
+                    seq=i.delivery.seq,
+                    subject=i.delivery.subject,
+                    error=i.error,
+                )
+            goods = [i.record for i in items if i.error is None]
+            if self.enrich and goods:
+                await self.enrich(goods)
+            poisoned = await commit_isolating(
+                self.writer,
+                items,
+                self._write,
+                self._write_poison,
+                max_backoff=self.max_backoff,
+                log_context={
+                    "stream": self.p.stream,
+                    "consumer": self.p.durable,
+                    "seq": fresh[-1].seq,
+                    "first_seq": fresh[0].seq,
+                },
+            )
+            rejected = len(undecodable) + poisoned
+            self.checkpoint = max(self.checkpoint, fresh[-1].seq)
+            self.stats.rejected += rejected
+            self.stats.applied += len(fresh) - rejected
+            self.stats.batches += 1
+            self.stats.last_seq = self.checkpoint
+            self.log.debug(
+                "batch_committed",
+                seq=fresh[-1].seq,
+                first_seq=fresh[0].seq,
+                size=len(fresh),
+                rejected=rejected,
+            )
+        for m in msgs:
+            try:
+                await m.ack()
+            except Exception as exc:  # lost ack: the checkpoint skips the redelivery
+                self.log.warning("ack_failed", seq=self.checkpoint, error=str(exc))
+                break
+
+    def _write(self, conn: Connection, items: Sequence[Item]) -> None:
+        goods = []
+        for i in items:
+            if i.error is None:
+                goods.append(i.record)
+            else:
+                record_reject(
+                    conn, self.p.name, self.p.stream, i.delivery, i.error, self.payload_limit
+                )
+        if goods:
+            self.p.apply(conn, goods)
+        self._advance(conn, items[-1].delivery)
+
+    def _write_poison(self, conn: Connection, item: Item, error: str) -> None:
+        item.error = error
+        record_reject(conn, self.p.name, self.p.stream, item.delivery, error, self.payload_limit)
+        self._advance(conn, item.delivery)
+
+    def _advance(self, conn: Connection, last: Delivery) -> None:
+        write_checkpoint(
+            conn, self.p.name, self.p.stream, self.p.durable, last, self.stream_created
+        )

@@ -1,0 +1,104 @@
+"""EVENTS ``events.started.>`` -> in-flight ``execution_results`` rows.
+
+Semantics: projection-semantics.md section 5. A started event inserts a row if
+none exists; an existing row (finished, in flight or reaped) is never touched,
+because the result may have overtaken the started event. The event promotes
+its execution from pending to running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, update
+from sqlalchemy.dialects.sqlite import insert
+
+from ..manifest_timeouts import ManifestTimeouts
+from ..schema import execution_results, executions
+from ..timestamps import format_db, parse_rfc3339
+from . import message_fields as f
+from .contract import Delivery, JetStreamProjector, decode_object
+
+log = structlog.get_logger("projectord.projectors.events")
+
+MIN_GRACE = timedelta(seconds=120)
+MAX_SPAN = timedelta(days=365)
+
+
+def reaper_deadline(recorded_at: str, timeout: timedelta | None) -> str | None:
+    """``recorded_at + timeout + max(120 s, timeout / 2)``, the span capped at 365 d."""
+    if timeout is None:
+        return None
+    span = min(timeout + max(MIN_GRACE, timeout / 2), MAX_SPAN)
+    return format_db(parse_rfc3339(recorded_at) + span)
+
+
+@dataclass(slots=True)
+class StartedRecord:
+    seq: int | None
+    row: dict[str, Any]
+
+
+def decode(delivery: Delivery) -> StartedRecord:
+    body = decode_object(delivery)
+    row = {
+        "result_id": f.req_str(body, "result_id", non_empty=True),
+        "request_id": f.req_str(body, "request_id"),
+        "exec_id": f.req_str(body, "exec_id") or None,
+        "pc_id": f.req_str(body, "pc_id", non_empty=True),
+        "started_at": f.req_ts(body, "started_at"),
+        "job_id": f.req_str(body, "manifest_id") or None,
+        "version": f.req_str(body, "version"),
+        "recorded_at": delivery.published_at,
+        "expires_at": None,
+    }
+    return StartedRecord(delivery.seq, row)
+
+
+def make_enrich(ctx: Any) -> Any:
+    timeouts: ManifestTimeouts = ctx.manifest_timeouts
+
+    async def enrich(records: Sequence[StartedRecord]) -> None:
+        for rec in records:
+            job_id = rec.row["job_id"]
+            timeout = await timeouts.lookup(job_id) if job_id else None
+            rec.row["expires_at"] = reaper_deadline(rec.row["recorded_at"], timeout)
+
+    return enrich
+
+
+_INSERT = insert(execution_results).on_conflict_do_nothing(
+    index_elements=[execution_results.c.result_id]
+)
+
+
+def apply(conn: Connection, records: Sequence[StartedRecord]) -> None:
+    conn.execute(_INSERT, [r.row for r in records])
+    exec_ids = sorted({r.row["exec_id"] for r in records if r.row["exec_id"]})
+    if not exec_ids:
+        return
+    # Best effort, as in the original: a failed promotion must not cost the rows.
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                update(executions)
+                .where(executions.c.exec_id.in_(exec_ids), executions.c.status == "pending")
+                .values(status="running")
+            )
+    except Exception as exc:
+        log.warning("execution_promotion_failed", stream="EVENTS", error=str(exc))
+
+
+PROJECTOR = JetStreamProjector(
+    name="events",
+    stream="EVENTS",
+    durable="backend_events_projector",
+    filter_subject="events.started.>",
+    decode=decode,
+    apply=apply,
+    make_enrich=make_enrich,
+)
