@@ -143,12 +143,16 @@ class Daemon:
             if timeouts is not None:
                 await timeouts.stop()
             if nc is not None:
+                # Every ack was published by the projector loops; flush them out.
                 try:
-                    await asyncio.wait_for(nc.drain(), 2)
-                except Exception:
-                    await nc.close()
+                    await nc.flush(timeout=2)
+                except Exception as exc:
+                    log.warning("final_flush_failed", error=str(exc) or type(exc).__name__)
+                await nc.close()
             writer.close()
             lock.release()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
 
     async def _report_progress(self) -> None:
         while not self.stop.is_set():

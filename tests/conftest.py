@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import (  # noqa: E402
+    InProcessProjectord,
+    NatsServer,
+    connect,
+    settings_for,
+)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path):
+    """A fresh nats-server with JetStream for one test."""
+    server = NatsServer(tmp_path / "jetstream")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "backend.db"
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer):
+    client = await connect(nats_server)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def js(nc):
+    return nc.jetstream()
+
+
+@pytest.fixture
+async def projectord_factory(nats_server: NatsServer, db_path: Path):
+    """Start in-process projectord instances; any still running are stopped at teardown."""
+    running: list[InProcessProjectord] = []
+
+    async def start(**options) -> InProcessProjectord:
+        p = await InProcessProjectord(settings_for(nats_server, db_path, **options)).start()
+        running.append(p)
+        return p
+
+    yield start
+    for p in running:
+        if not p.task.done():
+            await p.stop()
+
+
+@pytest.fixture
+async def projectord(projectord_factory):
+    return await projectord_factory()
