@@ -1,4 +1,4 @@
-"""``projectord [run|migrate] [--config PATH] [--db PATH]``.
+"""``projectord [run|migrate|dev] [--config PATH] [--db PATH]``.
 
 Exit status: 0 after a clean run or stop, 1 when another projectord holds the
 database or start-up fails, 2 for a bad command line or configuration.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 import structlog
 
@@ -30,9 +31,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Project the kanade broker's streams into the SQLite database.",
         parents=[common],
     )
-    sub = parser.add_subparsers(dest="command", metavar="{run,migrate}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,migrate,dev}")
     sub.add_parser("run", parents=[common], help="run the projectors (the default)")
     sub.add_parser("migrate", parents=[common], help="upgrade the database to head and exit")
+    dev = sub.add_parser(
+        "dev", parents=[common], help="run with an embedded nats-server, state under ./var"
+    )
+    dev.add_argument("--state-dir", default="var", metavar="DIR", help="default: ./var")
+    dev.add_argument("--nats-port", type=int, default=4222, metavar="PORT", help="default: 4222")
     return parser
 
 
@@ -73,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return migrate(settings)
+        if args.command == "dev":
+            from .devstack import EmbeddedBrokerError, run_dev
+
+            try:
+                return run_dev(settings, Path(args.state_dir), args.nats_port)
+            except EmbeddedBrokerError as exc:
+                print(f"projectord dev: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
         from .daemon import Daemon
 
         return asyncio.run(Daemon(settings).run())

@@ -117,7 +117,9 @@ class Daemon:
                 JetStreamConsumer(p, js, writer, self.options, ctx, self.stop) for p in JETSTREAM
             ]
             for consumer in self.jetstream:
-                await consumer.position()
+                await consumer.ensure_positioned()
+            if self.stop.is_set():
+                return 0
             self.core = [CoreConsumer(p, nc, writer, self.options, self.stop) for p in CORE]
             tasks = [
                 asyncio.create_task(_supervise(c.p.name, c.run, self.stop), name=c.p.name)

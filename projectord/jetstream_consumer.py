@@ -95,6 +95,10 @@ class JetStreamConsumer:
             pending_msgs_limit=self.batch_size * 4,
         )
 
+    async def ensure_positioned(self) -> None:
+        """Position the durable, retrying broker errors until done or stopped."""
+        await self._with_broker_retry(self.position)
+
     async def _fetch(self) -> list[Msg]:
         try:
             return await self.sub.fetch(self.batch_size, timeout=self.fetch_wait)
@@ -104,7 +108,7 @@ class JetStreamConsumer:
     async def run(self) -> None:
         """Consume until stopped. Broker errors are logged and retried; never fatal."""
         if self.sub is None:
-            await self._with_broker_retry(self.position)
+            await self.ensure_positioned()
         prefetch: asyncio.Task[list[Msg]] | None = None
         while True:
             if prefetch is None:
@@ -130,7 +134,7 @@ class JetStreamConsumer:
         if not self.stop.is_set():
             # The durable may have been deleted or the broker restarted empty:
             # reposition from the checkpoint (idempotent when nothing changed).
-            await self._with_broker_retry(self.position)
+            await self.ensure_positioned()
 
     async def _with_broker_retry(self, fn: Any) -> None:
         delay = 0.5

@@ -90,7 +90,13 @@ def apply(conn: Connection, records: Sequence[StartedRecord]) -> None:
                 .values(status="running")
             )
     except Exception as exc:
-        log.warning("execution_promotion_failed", stream="EVENTS", error=str(exc))
+        log.warning(
+            "execution_promotion_failed",
+            stream="EVENTS",
+            consumer="backend_events_projector",
+            seq=records[-1].seq,
+            error=str(exc),
+        )
 
 
 PROJECTOR = JetStreamProjector(

@@ -101,6 +101,7 @@ def make_enrich(ctx: Any) -> Any:
                     log.warning(
                         "result_output_missing",
                         stream="RESULTS",
+                        consumer="backend_results_projector",
                         seq=rec.seq,
                         key=key,
                         error=type(exc).__name__,
@@ -109,6 +110,7 @@ def make_enrich(ctx: Any) -> Any:
                     log.warning(
                         "result_output_read_failed",
                         stream="RESULTS",
+                        consumer="backend_results_projector",
                         seq=rec.seq,
                         key=key,
                         error=str(exc) or type(exc).__name__,
