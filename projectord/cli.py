@@ -22,15 +22,26 @@ from .writer_lock import WriterLock, WriterLockHeld
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _options(default: object) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", help="TOML config file (or $KANADE_CONFIG)")
-    common.add_argument("--db", metavar="PATH", help="database file (overrides the config)")
+    common.add_argument(
+        "--config", metavar="PATH", default=default, help="TOML config file (or $KANADE_CONFIG)"
+    )
+    common.add_argument(
+        "--db", metavar="PATH", default=default, help="database file (overrides the config)"
+    )
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="projectord",
         description="Project the kanade broker's streams into the SQLite database.",
-        parents=[common],
+        parents=[_options(None)],
     )
+    # argparse copies a subcommand's defaults over the values parsed before it, so
+    # the subcommands must not default these or `projectord --config F run` loses F.
+    common = _options(argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="{run,migrate,dev}")
     sub.add_parser("run", parents=[common], help="run the projectors (the default)")
     sub.add_parser("migrate", parents=[common], help="upgrade the database to head and exit")

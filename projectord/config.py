@@ -142,7 +142,20 @@ def _key(section: str, name: str) -> Key:
 
 
 def _validate(key: Key, value: Any, where: str) -> Any:
-    """Return ``value`` coerced to the key's type, or raise ConfigError naming ``where``."""
+    """Return ``value`` coerced to the key's type, or raise ConfigError naming ``where``.
+
+    The offending value is quoted in the message, except for secrets.
+    """
+    try:
+        return _check(key, value, where)
+    except ConfigError as exc:
+        if key.secret:
+            message = str(exc).rsplit(", got ", 1)[0] + ", got something else (value not shown)"
+            raise ConfigError(message) from None
+        raise
+
+
+def _check(key: Key, value: Any, where: str) -> Any:
     ok = isinstance(value, key.kind) and not (key.kind is not bool and isinstance(value, bool))
     if key.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
@@ -242,6 +255,17 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     return Settings(values, source, tuple(used))
 
 
+def _mask_url_credentials(value: str) -> str:
+    """``nats://user:pw@host`` and ``nats://token@host`` with the credentials masked."""
+    parts = []
+    for part in value.split(","):
+        url = urlparse(part.strip())
+        if "@" in url.netloc:
+            url = url._replace(netloc="***@" + url.netloc.rsplit("@", 1)[1])
+        parts.append(url.geturl())
+    return ",".join(parts)
+
+
 def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
     """The settings with every secret masked, safe to log."""
     out: dict[str, dict[str, Any]] = {}
@@ -251,4 +275,5 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
             for k in keys
             for v in [settings.values[section][k.name]]
         }
+    out["nats"]["url"] = _mask_url_credentials(out["nats"]["url"])
     return out

@@ -57,23 +57,36 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]], stop: asynci
 
 
 async def _connect_until_up(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """Connect to the broker, waiting as long as it takes; None if stopped first.
+
+    nats-py keeps retrying an unreachable broker by itself (each failure is
+    logged through the error callback), so the connect is raced against the
+    stop event: a SIGTERM during a broker outage must still stop us promptly.
+    """
     delay = 0.5
-    while not stop.is_set():
-        try:
-            return await connect(settings.section("nats"))
-        except Exception as exc:
-            log.warning(
-                "broker_unreachable",
-                url=settings.section("nats")["url"],
-                error=str(exc) or type(exc).__name__,
-                retry_in_s=delay,
-            )
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            attempt = asyncio.create_task(connect(settings.section("nats")))
+            await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not attempt.done():
+                attempt.cancel()
+                await asyncio.gather(attempt, return_exceptions=True)
+                return None
             try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+                return attempt.result()
+            except Exception as exc:
+                log.warning(
+                    "broker_unreachable",
+                    url=settings.section("nats")["url"],
+                    error=str(exc) or type(exc).__name__,
+                    retry_in_s=delay,
+                )
+            await asyncio.wait({stopped}, timeout=delay)
             delay = min(delay * 2, 10)
-    return None
+        return None
+    finally:
+        stopped.cancel()
 
 
 class Daemon:

@@ -42,6 +42,12 @@ def parse_duration(text: str) -> timedelta:
         factor = _SECONDS_PER_UNIT.get(unit)
         if factor is None:
             raise DurationError(f"unknown unit {unit!r} in duration {text!r}")
-        total += int(m.group(1)) * factor
+        try:
+            total += int(m.group(1)) * factor
+        except OverflowError:
+            raise DurationError(f"duration {text!r} is too large") from None
         pos = m.end()
-    return timedelta(seconds=total)
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:
+        raise DurationError(f"duration {text!r} is too large") from None

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})"
     r"(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,  # RFC 3339 digits are 0-9 only, not any Unicode decimal digit
 )
 
 
@@ -52,14 +53,18 @@ def parse_rfc3339(text: str) -> datetime:
         value = datetime(year, month, day, hour, minute, second, micros, tzinfo=tz)
     except ValueError as exc:
         raise TimestampError(f"invalid date or time in {text!r}: {exc}") from None
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise TimestampError(f"instant out of range in {text!r}") from None
 
 
 def format_db(value: datetime) -> str:
     """Render an aware datetime in the one storage format (UTC, 6 fraction digits)."""
     if value.tzinfo is None:
         raise TimestampError("refusing to store a naive datetime")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    # isoformat, not strftime: glibc's %Y does not zero-pad years below 1000.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def normalize(text: str) -> str:

@@ -33,7 +33,10 @@ def reaper_deadline(recorded_at: str, timeout: timedelta | None) -> str | None:
     """``recorded_at + timeout + max(120 s, timeout / 2)``, the span capped at 365 d."""
     if timeout is None:
         return None
-    span = min(timeout + max(MIN_GRACE, timeout / 2), MAX_SPAN)
+    if timeout >= MAX_SPAN:  # compare first: timeout * 1.5 can overflow timedelta
+        span = MAX_SPAN
+    else:
+        span = min(timeout + max(MIN_GRACE, timeout / 2), MAX_SPAN)
     return format_db(parse_rfc3339(recorded_at) + span)
 
 

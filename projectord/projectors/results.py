@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
 from sqlalchemy import Connection, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert
 
@@ -97,18 +96,9 @@ def make_enrich(ctx: Any) -> Any:
                 try:
                     obj = await (await store()).get(key)
                     rec.row[column] = (obj.data or b"").decode("utf-8", errors="replace")
-                except (ObjectNotFoundError, NotFoundError, BucketNotFoundError) as exc:
+                except Exception as exc:  # missing blob or broker hiccup: keep the inline value
                     log.warning(
-                        "result_output_missing",
-                        stream="RESULTS",
-                        consumer="backend_results_projector",
-                        seq=rec.seq,
-                        key=key,
-                        error=type(exc).__name__,
-                    )
-                except Exception as exc:  # broker hiccup: keep the inline value
-                    log.warning(
-                        "result_output_read_failed",
+                        "result_output_unavailable",
                         stream="RESULTS",
                         consumer="backend_results_projector",
                         seq=rec.seq,
