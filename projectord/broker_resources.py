@@ -110,10 +110,19 @@ async def _ensure_stream(js: JetStreamContext, spec: StreamSpec) -> str:
     except NotFoundError:
         await js.add_stream(wanted)
         return "created"
+    if info.config.storage != wanted.storage:
+        # JetStream cannot change storage in place; moving it needs an operator.
+        log.warning(
+            "stream_storage_differs",
+            stream=spec.name,
+            have=str(info.config.storage),
+            want=str(wanted.storage),
+        )
     fixed = {
         "subjects": wanted.subjects,
         "max_age": wanted.max_age,
         "max_bytes": wanted.max_bytes,
+        "max_msgs": wanted.max_msgs,
         "max_msgs_per_subject": wanted.max_msgs_per_subject,
         "discard": wanted.discard,
     }
@@ -145,7 +154,8 @@ async def ensure_resources(js: JetStreamContext) -> dict[str, str]:
     for spec in STREAMS:
         outcome[spec.name] = await _ensure_stream(js, spec)
     for bucket, history in KV_BUCKETS:
-        wanted: dict[str, object] = {"max_msgs_per_subject": history}
+        # No KV bucket we create has a TTL: an old one would expire manifests.
+        wanted: dict[str, object] = {"max_msgs_per_subject": history, "max_age": 0.0}
         state = await _ensure_limits(js, f"KV_{bucket}", wanted)
         if state is None:
             await js.create_key_value(KeyValueConfig(bucket=bucket, history=history))

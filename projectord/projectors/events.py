@@ -1,8 +1,9 @@
 """EVENTS ``events.started.>`` -> in-flight ``execution_results`` rows.
 
 Semantics: projection-semantics.md section 5. A started event inserts a row if
-none exists; an existing row (finished, in flight or reaped) is never touched,
-because the result may have overtaken the started event. The event promotes
+none exists; an existing row (finished, in flight or reaped) is not touched,
+because the result may have overtaken the started event (see _INSERT for the
+one replay case where the started event was in fact published first). The event promotes
 its execution from pending to running.
 """
 
@@ -14,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, func, update
 from sqlalchemy.dialects.sqlite import insert
 
 from ..manifest_timeouts import ManifestTimeouts
@@ -74,8 +75,24 @@ def make_enrich(ctx: Any) -> Any:
     return enrich
 
 
-_INSERT = insert(execution_results).on_conflict_do_nothing(
-    index_elements=[execution_results.c.result_id]
+_ins = insert(execution_results)
+_r = execution_results.c
+# Insert-if-absent, with one exception. RESULTS and EVENTS are consumed
+# independently, so on a replay (wiped DB, restored backup) a result can be
+# applied before the started event that was published earlier; live traffic
+# would have produced the in-flight row first. In that case only, the started
+# event fills in what it alone carries and the earlier publish time, so a
+# re-derived row equals the live one. When the started event was published
+# after the row's first message (the result really came first), the WHERE is
+# false and the row stays untouched, as the original does.
+_INSERT = _ins.on_conflict_do_update(
+    index_elements=[_r.result_id],
+    set_={
+        "recorded_at": _ins.excluded.recorded_at,
+        "version": func.coalesce(_r.version, _ins.excluded.version),
+        "expires_at": func.coalesce(_r.expires_at, _ins.excluded.expires_at),
+    },
+    where=_ins.excluded.recorded_at < _r.recorded_at,
 )
 
 
