@@ -74,15 +74,20 @@ class JetStreamConsumer:
         self.stats = ConsumerStats()
         self.checkpoint = 0
         self.stream_created: str | None = None
+        # The durable's next delivery sequence; a jump means deliveries were lost.
+        self.next_cseq = 1
+        self.lost_deliveries = False
         self.sub: Any = None
         self.log = log.bind(stream=projector.stream, consumer=projector.durable)
 
     async def position(self) -> None:
         """Reconcile the durable with the checkpoint and bind a pull subscription."""
-        _plan, stream, checkpoint = await reconcile(
+        _plan, stream, checkpoint, delivered_cseq = await reconcile(
             self.js, self.writer, self.p, self.max_ack_pending
         )
         self.checkpoint, self.stream_created = checkpoint, stream.created
+        self.next_cseq = delivered_cseq + 1
+        self.lost_deliveries = False
         self.stats.last_seq = checkpoint
         if self.sub is not None:
             try:
@@ -125,6 +130,13 @@ class JetStreamConsumer:
             prefetch = None if self.stop.is_set() else asyncio.create_task(self._fetch())
             if msgs:
                 await self.process(msgs)
+            if self.lost_deliveries and not self.stop.is_set():
+                # The prefetch belongs to the durable about to be recreated.
+                if prefetch is not None:
+                    prefetch.cancel()
+                    await asyncio.gather(prefetch, return_exceptions=True)
+                    prefetch = None
+                await self.ensure_positioned()
             if self.stop.is_set() and prefetch is None:
                 return
 
@@ -167,9 +179,33 @@ class JetStreamConsumer:
                 items.append(Item(d, error=f"decoder failed: {type(exc).__name__}: {exc}"))
         return items
 
+    def _cut_at_lost_delivery(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """The deliveries before any gap in the delivery sequence.
+
+        Deliveries lost in transit (a broker restart, a dropped connection) would
+        come back only after ack_wait, behind newer messages that the checkpoint
+        has by then passed, and be skipped as applied. So the batch is cut at
+        the gap and the durable repositioned from the checkpoint afterwards.
+        """
+        for n, d in enumerate(deliveries):
+            if d.delivery_seq is None or d.delivery_seq < self.next_cseq:
+                continue  # not past the expected one: nothing was lost before it
+            if d.delivery_seq > self.next_cseq:
+                self.log.warning(
+                    "deliveries_lost",
+                    seq=self.checkpoint,
+                    expected_delivery=self.next_cseq,
+                    got_delivery=d.delivery_seq,
+                )
+                self.lost_deliveries = True
+                return deliveries[:n]
+            self.next_cseq += 1
+        return deliveries
+
     async def process(self, msgs: Sequence[Msg]) -> None:
         """Project one fetched batch and ack it after the commit."""
-        deliveries = [Delivery.from_jetstream(m) for m in msgs]
+        deliveries = self._cut_at_lost_delivery([Delivery.from_jetstream(m) for m in msgs])
+        msgs = [d.msg for d in deliveries]
         # Sorted: a redelivery can arrive behind newer messages.
         fresh = sorted((d for d in deliveries if d.seq > self.checkpoint), key=lambda d: d.seq)
         self.stats.skipped += len(deliveries) - len(fresh)

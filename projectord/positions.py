@@ -3,7 +3,8 @@
 A durable's position lives on the broker, the projection in the database. When
 the two disagree the database wins, because it is what the dashboard shows:
 
-* durable ahead of the checkpoint (wiped DB, restored older backup, new disk):
+* durable ahead of the checkpoint (wiped DB, restored older backup, new disk,
+  or a previous process killed after fetching a batch it never committed):
   the durable is recreated to deliver from checkpoint + 1, so exactly the
   missing tail is re-derived. This generalises the original's #389 guard, which
   only caught an *empty* table and missed a restored backup.
@@ -42,6 +43,10 @@ class ConsumerState:
     ack_floor: int
     filter_subject: str | None
     explicit_ack: bool
+    # Stream sequence of the last message handed out (acked or not).
+    delivered: int = 0
+    # Delivery (consumer) sequence of that message; it grows by one per delivery.
+    delivered_cseq: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,14 @@ def plan_position(
             f"durable acked up to {consumer.ack_floor}, database holds up to {last_seq}"
         )
         return PositionPlan("recreate", start, reset, gap, why)
+    if consumer.delivered > last_seq:
+        # Handed to a previous process (killed mid-batch) but never committed.
+        # JetStream would redeliver those only after ack_wait, behind newer
+        # messages, and the checkpoint would then skip them as already applied.
+        why = reason or (
+            f"durable delivered up to {consumer.delivered}, database holds up to {last_seq}"
+        )
+        return PositionPlan("recreate", start, reset, gap, why)
     return PositionPlan("keep", start, reset, gap, reason or "durable not ahead of database")
 
 
@@ -125,6 +138,8 @@ async def _consumer_state(js: JetStreamContext, stream: str, durable: str) -> Co
         return None
     return ConsumerState(
         ack_floor=info.ack_floor.stream_seq if info.ack_floor else 0,
+        delivered=info.delivered.stream_seq if info.delivered else 0,
+        delivered_cseq=info.delivered.consumer_seq if info.delivered else 0,
         filter_subject=info.config.filter_subject,
         explicit_ack=info.config.ack_policy in (AckPolicy.EXPLICIT, "explicit"),
     )
@@ -135,10 +150,11 @@ async def reconcile(
     writer: Writer,
     projector: JetStreamProjector,
     max_ack_pending: int,
-) -> tuple[PositionPlan, StreamState, int]:
+) -> tuple[PositionPlan, StreamState, int, int]:
     """Bring ``projector``'s durable in line with the database.
 
-    Returns the plan, the stream's state and the effective checkpoint.
+    Returns the plan, the stream's state, the effective checkpoint and the
+    delivery sequence the durable has reached (0 for a new durable).
     """
     checkpoint = await writer.read(read_checkpoint, projector.name)
     stream = await _stream_state(js, projector.stream)
@@ -185,4 +201,5 @@ async def reconcile(
         stream_last_seq=stream.last_seq,
         **ctx,
     )
-    return plan, stream, plan.start_seq - 1
+    delivered_cseq = consumer.delivered_cseq if consumer and plan.action == "keep" else 0
+    return plan, stream, plan.start_seq - 1, delivered_cseq

@@ -248,3 +248,23 @@ def test_durable_names_are_the_originals(projector, stream_name, durable_name, f
     # a durable we create is one plan_position keeps on the next start
     state = durable(0, cfg.filter_subject, cfg.ack_policy == AckPolicy.EXPLICIT)
     assert plan_position(cp(6), stream(1, 10), state, projector.filter_subject).action == "keep"
+
+
+# --- delivered to a killed process but never committed --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ack_floor", "delivered", "expected"),
+    [
+        (90, 120, ("recreate", 101, False, None)),  # fetched past the checkpoint, then killed
+        (100, 101, ("recreate", 101, False, None)),
+        (90, 100, ("keep", 101, False, None)),  # committed, only the acks were lost
+        (100, 100, ("keep", 101, False, None)),
+    ],
+)
+def test_durable_delivered_past_the_checkpoint_is_recreated(ack_floor, delivered, expected):
+    consumer = ConsumerState(ack_floor, FILTER, True, delivered=delivered)
+    p = plan(cp(100), stream(1, 200), consumer)
+    assert shape(p) == expected
+    if p.action == "recreate":
+        assert f"delivered up to {delivered}" in p.reason

@@ -30,9 +30,9 @@ class Rejected(Exception):
 class Delivery:
     """One message as projectors see it.
 
-    ``seq`` is the JetStream stream sequence (None on core NATS);
-    ``published_at`` is the broker's publish time in storage format (core NATS:
-    arrival time).
+    ``seq`` is the JetStream stream sequence (None on core NATS) and
+    ``delivery_seq`` the consumer's delivery sequence; ``published_at`` is the
+    broker's publish time in storage format (core NATS: arrival time).
     """
 
     subject: str
@@ -40,15 +40,17 @@ class Delivery:
     seq: int | None
     published_at: str
     msg: Msg | None = None
+    delivery_seq: int | None = None
 
     @classmethod
     def from_jetstream(cls, msg: Msg) -> Delivery:
         tokens = msg.reply.split(".")
         if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<dlv>.<sseq>.<cseq>.<ts>.<pending>
-            seq, nanos = int(tokens[5]), int(tokens[7])
+            seq, cseq, nanos = int(tokens[5]), int(tokens[6]), int(tokens[7])
         else:  # $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<dlv>.<sseq>.<cseq>.<ts>...
-            seq, nanos = int(tokens[7]), int(tokens[9])
-        return cls(msg.subject, msg.data, seq, format_db(from_unix_nanos(nanos)), msg)
+            seq, cseq, nanos = int(tokens[7]), int(tokens[8]), int(tokens[9])
+        published = format_db(from_unix_nanos(nanos))
+        return cls(msg.subject, msg.data, seq, published, msg, cseq)
 
     @classmethod
     def from_core(cls, msg: Msg) -> Delivery:
