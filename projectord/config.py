@@ -91,7 +91,7 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         ),
     ),
     "projectord": (
-        Key("batch_size", int, 500, "Messages fetched and committed per transaction.", 1, 10000),
+        Key("batch_size", int, 1000, "Messages fetched and committed per transaction.", 1, 10000),
         Key("fetch_wait_ms", int, 1000, "How long an idle fetch waits for messages.", 10, 60000),
         Key("max_ack_pending", int, 20000, "Consumer max_ack_pending.", 1, 1000000),
         Key("flush_interval_ms", int, 1000, "Core-NATS micro-batch flush interval.", 10, 60000),

@@ -4,8 +4,8 @@ Per batch: messages at or below the checkpoint are acked without work
 (redelivery after a crash between commit and ack); the rest are decoded, the
 undecodable ones become rejects, and everything is written in one transaction
 together with the new checkpoint. Only after the commit are the messages acked.
-The next batch is fetched while the current one commits, so the broker round
-trip and the database work overlap.
+The next batch is fetched and decoded while the current one commits, so the
+event loop's work and the database's overlap.
 """
 
 from __future__ import annotations
@@ -37,6 +37,15 @@ class Item:
     delivery: Delivery
     record: Any = None
     error: str | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """A decoded batch waiting for its transaction: what to ack and what to write."""
+
+    msgs: list[Msg]
+    items: list[Item]
+    skipped: int
 
 
 @dataclass
@@ -77,6 +86,7 @@ class JetStreamConsumer:
         # The durable's next delivery sequence; a jump means deliveries were lost.
         self.next_cseq = 1
         self.lost_deliveries = False
+        self.queued_seq = 0  # highest sequence handed to the committer
         self.sub: Any = None
         self.log = log.bind(stream=projector.stream, consumer=projector.durable)
 
@@ -88,6 +98,7 @@ class JetStreamConsumer:
         self.checkpoint, self.stream_created = checkpoint, stream.created
         self.next_cseq = delivered_cseq + 1
         self.lost_deliveries = False
+        self.queued_seq = checkpoint
         self.stats.last_seq = checkpoint
         if self.sub is not None:
             try:
@@ -111,34 +122,43 @@ class JetStreamConsumer:
             return []
 
     async def run(self) -> None:
-        """Consume until stopped. Broker errors are logged and retried; never fatal."""
+        """Consume until stopped. Broker errors are logged and retried; never fatal.
+
+        Two stages joined by a one-batch queue: this task fetches and decodes
+        batch N+1 while the committer writes and acks batch N, so the event
+        loop's work overlaps the database's.
+        """
         if self.sub is None:
             await self.ensure_positioned()
-        prefetch: asyncio.Task[list[Msg]] | None = None
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
+        committer = asyncio.create_task(self._commit_loop(queue))
+        try:
+            while not self.stop.is_set() and not committer.done():
+                try:
+                    msgs = await self._fetch()
+                except Exception as exc:
+                    await queue.join()
+                    await self._fetch_failed(exc)
+                    continue
+                if msgs:
+                    await queue.put(await self.prepare(msgs))
+                if self.lost_deliveries and not self.stop.is_set():
+                    await queue.join()  # commit what came before the gap first
+                    await self.ensure_positioned()
+        finally:
+            if not committer.done():
+                await queue.put(None)
+            await committer  # re-raises a committer failure for the supervisor
+
+    async def _commit_loop(self, queue: asyncio.Queue[Batch | None]) -> None:
         while True:
-            if prefetch is None:
-                prefetch = asyncio.create_task(self._fetch())
+            batch = await queue.get()
             try:
-                msgs = await prefetch
-            except Exception as exc:
-                prefetch = None
-                await self._fetch_failed(exc)
-                if self.stop.is_set():
+                if batch is None:
                     return
-                continue
-            # Fetch the next batch while this one is written; none after a stop.
-            prefetch = None if self.stop.is_set() else asyncio.create_task(self._fetch())
-            if msgs:
-                await self.process(msgs)
-            if self.lost_deliveries and not self.stop.is_set():
-                # The prefetch belongs to the durable about to be recreated.
-                if prefetch is not None:
-                    prefetch.cancel()
-                    await asyncio.gather(prefetch, return_exceptions=True)
-                    prefetch = None
-                await self.ensure_positioned()
-            if self.stop.is_set() and prefetch is None:
-                return
+                await self.commit(batch)
+            finally:
+                queue.task_done()
 
     async def _fetch_failed(self, exc: Exception) -> None:
         self.log.warning("fetch_failed", seq=self.checkpoint, error=str(exc) or type(exc).__name__)
@@ -202,26 +222,39 @@ class JetStreamConsumer:
             self.next_cseq += 1
         return deliveries
 
-    async def process(self, msgs: Sequence[Msg]) -> None:
-        """Project one fetched batch and ack it after the commit."""
+    async def prepare(self, msgs: Sequence[Msg]) -> Batch:
+        """Decode and enrich one fetched batch (no database access)."""
         deliveries = self._cut_at_lost_delivery([Delivery.from_jetstream(m) for m in msgs])
-        msgs = [d.msg for d in deliveries]
+        # Skip what is at or below the last sequence already handed to the
+        # committer: committed, or about to be, in order, before anything newer.
         # Sorted: a redelivery can arrive behind newer messages.
-        fresh = sorted((d for d in deliveries if d.seq > self.checkpoint), key=lambda d: d.seq)
-        self.stats.skipped += len(deliveries) - len(fresh)
-        if fresh:
-            items = self.decode(fresh)
-            undecodable = [i for i in items if i.error is not None]
-            for i in undecodable:
+        fresh = sorted((d for d in deliveries if d.seq > self.queued_seq), key=lambda d: d.seq)
+        items = self.decode(fresh)
+        for i in items:
+            if i.error is not None:
                 self.log.warning(
                     "message_rejected",
                     seq=i.delivery.seq,
                     subject=i.delivery.subject,
                     error=i.error,
                 )
-            goods = [i.record for i in items if i.error is None]
-            if self.enrich and goods:
-                await self.enrich(goods)
+        goods = [i.record for i in items if i.error is None]
+        if self.enrich and goods:
+            await self.enrich(goods)
+        if fresh:
+            self.queued_seq = max(self.queued_seq, fresh[-1].seq)
+        return Batch([d.msg for d in deliveries], items, len(deliveries) - len(fresh))
+
+    async def process(self, msgs: Sequence[Msg]) -> None:
+        """Project one fetched batch and ack it after the commit."""
+        await self.commit(await self.prepare(msgs))
+
+    async def commit(self, batch: Batch) -> None:
+        """Write a prepared batch in one transaction, then ack every message of it."""
+        items = batch.items
+        self.stats.skipped += batch.skipped
+        if items:
+            first, last = items[0].delivery.seq, items[-1].delivery.seq
             poisoned = await commit_isolating(
                 self.writer,
                 items,
@@ -231,24 +264,25 @@ class JetStreamConsumer:
                 log_context={
                     "stream": self.p.stream,
                     "consumer": self.p.durable,
-                    "seq": fresh[-1].seq,
-                    "first_seq": fresh[0].seq,
+                    "seq": last,
+                    "first_seq": first,
                 },
             )
-            rejected = len(undecodable) + poisoned
-            self.checkpoint = max(self.checkpoint, fresh[-1].seq)
+            rejected = sum(1 for i in items if i.error is not None)
+            self.checkpoint = max(self.checkpoint, last)
             self.stats.rejected += rejected
-            self.stats.applied += len(fresh) - rejected
+            self.stats.applied += len(items) - rejected
             self.stats.batches += 1
             self.stats.last_seq = self.checkpoint
             self.log.debug(
                 "batch_committed",
-                seq=fresh[-1].seq,
-                first_seq=fresh[0].seq,
-                size=len(fresh),
+                seq=last,
+                first_seq=first,
+                size=len(items),
                 rejected=rejected,
+                poisoned=poisoned,
             )
-        for m in msgs:
+        for m in batch.msgs:
             try:
                 await m.ack()
             except Exception as exc:  # lost ack: the checkpoint skips the redelivery

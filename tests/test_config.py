@@ -278,7 +278,7 @@ def test_defaults_without_a_file():
     assert settings.env_used == ()
     assert {s: dict(v) for s, v in settings.values.items()} == _defaults()
     assert settings.section("nats")["url"] == "nats://127.0.0.1:4222"
-    assert settings.section("projectord")["batch_size"] == 500
+    assert settings.section("projectord")["batch_size"] == 1000
     assert settings.db_path == Path("var/backend.db")
 
 
