@@ -100,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_FAILURE
         from .daemon import Daemon
 
-        sys.setswitchinterval(float(__import__("os").environ.get("SWI", "0.005")))
         return asyncio.run(Daemon(settings).run())
     except WriterLockHeld as exc:
         log.error("writer_lock_held", error=str(exc))
