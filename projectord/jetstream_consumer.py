@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -55,7 +55,6 @@ class ConsumerStats:
     skipped: int = 0
     batches: int = 0
     last_seq: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class JetStreamConsumer:
@@ -87,6 +86,7 @@ class JetStreamConsumer:
         self.next_cseq = 1
         self.lost_deliveries = False
         self.queued_seq = 0  # highest sequence handed to the committer
+        self.must_reposition = False
         self.sub: Any = None
         self.log = log.bind(stream=projector.stream, consumer=projector.durable)
 
@@ -99,6 +99,7 @@ class JetStreamConsumer:
         self.next_cseq = delivered_cseq + 1
         self.lost_deliveries = False
         self.queued_seq = checkpoint
+        self.must_reposition = False
         self.stats.last_seq = checkpoint
         if self.sub is not None:
             try:
@@ -128,10 +129,11 @@ class JetStreamConsumer:
         batch N+1 while the committer writes and acks batch N, so the event
         loop's work overlaps the database's.
         """
-        if self.sub is None:
+        if self.sub is None or self.must_reposition:
             await self.ensure_positioned()
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
         committer = asyncio.create_task(self._commit_loop(queue))
+        clean = False
         try:
             while not self.stop.is_set() and not committer.done():
                 try:
@@ -145,10 +147,20 @@ class JetStreamConsumer:
                 if self.lost_deliveries and not self.stop.is_set():
                     await queue.join()  # commit what came before the gap first
                     await self.ensure_positioned()
+            clean = True
         finally:
             if not committer.done():
                 await queue.put(None)
-            await committer  # re-raises a committer failure for the supervisor
+            try:
+                await committer  # re-raises a committer failure for the supervisor
+            except BaseException:
+                clean = False
+                raise
+            finally:
+                if not clean:
+                    # Something failed mid-batch: what was fetched or queued may be
+                    # uncommitted, so the next run repositions from the checkpoint.
+                    self.must_reposition = True
 
     async def _commit_loop(self, queue: asyncio.Queue[Batch | None]) -> None:
         while True:
