@@ -163,9 +163,12 @@ async def durables_exist(js: Any) -> bool:
 async def test_sigterm_mid_load_exits_0_flushes_heartbeats_and_loses_nothing(
     nats_server, nc, js, db_path, tmp_path, processes
 ):
-    # Heartbeats are flushed every 60 s here, so only the stop can write them.
+    # Heartbeats are flushed every 60 s here, so only the stop can write them;
+    # small batches keep the drain slow enough for the stop to land mid-load.
     config = tmp_path / "projectord.toml"
-    config.write_text("[projectord]\nflush_interval_ms = 60000\nflush_max = 100000\n")
+    config.write_text(
+        "[projectord]\nflush_interval_ms = 60000\nflush_max = 100000\nbatch_size = 25\n"
+    )
     log = tmp_path / "projectord.log"
     args = ("--config", str(config))
 
@@ -263,7 +266,10 @@ async def test_second_projectord_on_the_same_db_refuses_to_start(
 async def test_broker_restart_mid_load_reconnects_without_loss(
     nats_server, nc, js, db_path, tmp_path, processes
 ):
-    p = Projectord(nats_server, db_path, tmp_path / "projectord.log")
+    # Small batches keep the drain slow enough for the restart to land mid-load.
+    config = tmp_path / "slow.toml"
+    config.write_text("[projectord]\nbatch_size = 25\n")
+    p = Projectord(nats_server, db_path, tmp_path / "projectord.log", "--config", str(config))
     processes.append(p)
     await p.started()
     pid = p.proc.pid
