@@ -11,6 +11,7 @@ import pytest
 from projectord.timestamps import (
     TimestampError,
     format_db,
+    format_unix_nanos,
     from_unix_nanos,
     normalize,
     parse_rfc3339,
@@ -285,3 +286,44 @@ def test_from_unix_nanos_matches_integer_arithmetic():
     for _ in range(2000):
         nanos = rng.randrange(0, 4_102_444_800 * 10**9)  # up to 2100
         assert from_unix_nanos(nanos) == epoch + timedelta(microseconds=nanos // 1000), nanos
+
+
+# --- fast paths agree with the general parser ---------------------------------------------
+
+
+def _agent_form(rng: random.Random) -> str:
+    """A ``...Z`` timestamp as agents send it, sometimes with an impossible field."""
+    year = rng.choice([0, 1, 1970, 1999, 2024, 2026, 9999])
+    month = rng.choice([1, 2, 12, 13, 0])
+    day = rng.choice([1, 28, 29, 30, 31, 32])
+    hour, minute, second = rng.choice([0, 23, 24]), rng.choice([0, 59, 60]), rng.choice([0, 59, 60])
+    fraction = "".join(rng.choice("0123456789") for _ in range(rng.randrange(0, 10)))
+    frac = f".{fraction}" if fraction else ""
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{frac}Z"
+
+
+def test_normalize_fast_path_equals_the_general_parser():
+    rng = random.Random(7)
+    accepted = rejected = 0
+    for _ in range(5000):
+        text = _agent_form(rng)
+        try:
+            expected = format_db(parse_rfc3339(text))
+        except TimestampError:
+            with pytest.raises(TimestampError):
+                normalize(text)
+            rejected += 1
+            continue
+        assert normalize(text) == expected, text
+        accepted += 1
+    assert accepted > 500 and rejected > 500
+
+
+def test_format_unix_nanos_equals_the_datetime_conversion():
+    rng = random.Random(3)
+    samples = [0, 1, 999, 1_000_000_000 - 1, 253402300799_999_999_999, -1, -1_000_000_001]
+    base = 1_779_278_400_000_000_000
+    samples += [base + rng.randrange(0, 3_000_000_000) for _ in range(2000)]  # shared seconds
+    samples += [rng.randrange(0, 253402300800_000_000_000) for _ in range(2000)]
+    for nanos in samples:
+        assert format_unix_nanos(nanos) == format_db(from_unix_nanos(nanos)), nanos

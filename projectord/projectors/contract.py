@@ -15,7 +15,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from sqlalchemy import Connection
 
-from ..timestamps import format_db, from_unix_nanos, now_db
+from ..timestamps import format_unix_nanos, now_db
 
 
 class Rejected(Exception):
@@ -49,7 +49,7 @@ class Delivery:
             seq, cseq, nanos = int(tokens[5]), int(tokens[6]), int(tokens[7])
         else:  # $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<dlv>.<sseq>.<cseq>.<ts>...
             seq, cseq, nanos = int(tokens[7]), int(tokens[8]), int(tokens[9])
-        published = format_db(from_unix_nanos(nanos))
+        published = format_unix_nanos(nanos)
         return cls(msg.subject, msg.data, seq, published, msg, cseq)
 
     @classmethod

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection, func, update
 from sqlalchemy.dialects.sqlite import insert
 
+from ..database import insert_many
 from ..manifest_timeouts import ManifestTimeouts
 from ..schema import execution_results, executions
 from ..timestamps import format_db, parse_rfc3339
@@ -38,7 +39,15 @@ def reaper_deadline(recorded_at: str, timeout: timedelta | None) -> str | None:
         span = MAX_SPAN
     else:
         span = min(timeout + max(MIN_GRACE, timeout / 2), MAX_SPAN)
-    return format_db(parse_rfc3339(recorded_at) + span)
+    try:
+        # recorded_at is in our storage format, which fromisoformat reads in C,
+        # ten times faster than the general RFC 3339 parser (once per message).
+        recorded = datetime.fromisoformat(recorded_at)
+    except ValueError:
+        recorded = parse_rfc3339(recorded_at)
+    if recorded.utcoffset() is None:
+        recorded = parse_rfc3339(recorded_at)  # raises: no offset
+    return format_db(recorded + span)
 
 
 @dataclass(slots=True)
@@ -97,7 +106,7 @@ _INSERT = _ins.on_conflict_do_update(
 
 
 def apply(conn: Connection, records: Sequence[StartedRecord]) -> None:
-    conn.execute(_INSERT, [r.row for r in records])
+    insert_many(conn, _INSERT, [r.row for r in records])
     exec_ids = sorted({r.row["exec_id"] for r in records if r.row["exec_id"]})
     if not exec_ids:
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..timestamps import TimestampError, format_db, parse_rfc3339
+from ..timestamps import TimestampError, normalize
 from .contract import Rejected
 
 _MISSING = object()
@@ -93,7 +93,7 @@ def req_ts(body: dict[str, Any], key: str) -> str:
     """A required RFC 3339 timestamp, returned in storage format."""
     value = _get(body, key, True)
     try:
-        return format_db(parse_rfc3339(value))
+        return normalize(value)
     except TimestampError as exc:
         raise Rejected(f"field '{key}': {exc}") from None
 

@@ -9,6 +9,7 @@ same transaction as the row, so a crash can never count a result twice.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import Connection, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert
 
+from ..database import insert_many
 from ..schema import execution_results, executions
 from . import message_fields as f
 from .contract import Delivery, JetStreamProjector, decode_object
@@ -152,17 +154,25 @@ def bump_counters(conn: Connection, tallies: dict[str, list[int]]) -> None:
         conn.execute(_BUMP, [{"e_id": e, "s": s, "f": fl} for e, (s, fl) in tallies.items()])
 
 
+# (result_id, finished, reaped) of the existing rows among ``ids``, as one JSON
+# row: one sqlite3_step (one GIL hand-off) instead of one per row found.
+_STATE = select(
+    func.coalesce(
+        func.json_group_array(
+            func.json_array(_t.result_id, _t.finished_at.is_not(None), _t.reaped)
+        ),
+        "[]",
+    )
+).where(_t.result_id.in_(bindparam("ids", expanding=True)))
+
+
 def apply(conn: Connection, records: Sequence[ResultRecord]) -> None:
     ids = list({r.row["result_id"] for r in records})
     # (finished, reaped) per existing row, read inside the write transaction.
     state: dict[str, tuple[bool, bool]] = {}
     for chunk in range(0, len(ids), 500):
-        rows = conn.execute(
-            select(_t.result_id, _t.finished_at, _t.reaped).where(
-                _t.result_id.in_(ids[chunk : chunk + 500])
-            )
-        )
-        state.update({rid: (fin is not None, bool(reaped)) for rid, fin, reaped in rows})
+        found = conn.execute(_STATE, {"ids": ids[chunk : chunk + 500]}).scalar_one()
+        state.update({rid: (bool(fin), bool(reaped)) for rid, fin, reaped in json.loads(found)})
 
     tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for rec in records:
@@ -174,7 +184,7 @@ def apply(conn: Connection, records: Sequence[ResultRecord]) -> None:
         exec_id = rec.row["exec_id"]
         if exec_id is not None and not reaped:
             tallies[exec_id][0 if rec.row["exit_code"] == 0 else 1] += 1
-    conn.execute(_UPSERT, [r.row for r in records])
+    insert_many(conn, _UPSERT, [r.row for r in records])
     bump_counters(conn, tallies)
 
 
