@@ -100,6 +100,45 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         Key("stop_timeout_s", float, 8.0, "Graceful stop budget before exit.", 0.5, 300),
         Key("reject_payload_bytes", int, 65536, "Raw bytes kept per reject.", 64, 16777216),
     ),
+    "housekeeping": (
+        Key("enabled", bool, True, "Run the cleanup tick (watchdog, expiry, retention)."),
+        Key("interval_s", float, 300.0, "Time between cleanup ticks (first at start).", 1, 86400),
+        Key(
+            "pending_expiry_s",
+            int,
+            3600,
+            "A pending execution older than this expires.",
+            60,
+            2592000,
+        ),
+        Key(
+            "reap_fallback_s",
+            int,
+            86400,
+            "Reap an in-flight run without a deadline after.",
+            60,
+            2592000,
+        ),
+        Key("offline_after_s", int, 120, "Heartbeat age that makes an agent offline.", 10, 86400),
+        Key("delete_batch_rows", int, 10000, "Rows per retention delete transaction.", 100, 10**6),
+        Key(
+            "results_days",
+            int,
+            90,
+            "Keep execution_results (by recorded_at); 0 = forever.",
+            0,
+            36500,
+        ),
+        Key(
+            "executions_days", int, 90, "Keep executions (by initiated_at); 0 = forever.", 0, 36500
+        ),
+        Key("audit_days", int, 365, "Keep audit_log (by occurred_at); 0 = forever.", 0, 36500),
+        Key("obs_events_days", int, 90, "Keep obs_events (by at); 0 = forever.", 0, 36500),
+        Key("host_perf_days", int, 30, "Keep host_perf_samples (by at); 0 = forever.", 0, 36500),
+        Key(
+            "process_perf_days", int, 7, "Keep process_perf_samples (by at); 0 = forever.", 0, 36500
+        ),
+    ),
 }
 
 # Sections owned by another process sharing the file; projectord does not read them.

@@ -23,10 +23,12 @@ from .broker_resources import ensure_resources
 from .config import Settings
 from .core_consumer import CoreConsumer
 from .database import Writer, create_writer_engine
+from .housekeeping import Housekeeping
 from .jetstream_consumer import JetStreamConsumer
 from .manifest_timeouts import ManifestTimeouts
 from .migrations import upgrade_to_head
 from .projectors import CORE, JETSTREAM
+from .timestamps import utc_now
 from .writer_lock import WriterLock
 
 log = structlog.get_logger("projectord")
@@ -98,6 +100,9 @@ class Daemon:
         self.stop = asyncio.Event()
         self.jetstream: list[JetStreamConsumer] = []
         self.core: list[CoreConsumer] = []
+        self.housekeeping: Housekeeping | None = None
+        # The watchdog ignores agents last heard of before this instant.
+        self.started_at = utc_now()
 
     def request_stop(self, reason: str = "signal") -> None:
         if not self.stop.is_set():
@@ -134,12 +139,19 @@ class Daemon:
             if self.stop.is_set():
                 return 0
             self.core = [CoreConsumer(p, nc, writer, self.options, self.stop) for p in CORE]
+            loops = [(c.p.name, c.run) for c in (*self.jetstream, *self.core)]
+            housekeeping = self.settings.section("housekeeping")
+            if housekeeping["enabled"]:
+                self.housekeeping = Housekeeping(
+                    writer, js, housekeeping, self.stop, self._reaping_safe, self.started_at
+                )
+                loops.append(("housekeeping", self.housekeeping.run))
             tasks = [
-                asyncio.create_task(_supervise(c.p.name, c.run, self.stop), name=c.p.name)
-                for c in (*self.jetstream, *self.core)
+                asyncio.create_task(_supervise(name, run, self.stop), name=name)
+                for name, run in loops
             ]
             reporter = asyncio.create_task(self._report_progress())
-            log.info("projectord_running", projectors=[t.get_name() for t in tasks])
+            log.info("projectord_running", tasks=[t.get_name() for t in tasks])
             await self.stop.wait()
             started = time.monotonic()
             done, pending = await asyncio.wait(tasks, timeout=self.options["stop_timeout_s"])
@@ -168,6 +180,10 @@ class Daemon:
             lock.release()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
+    def _reaping_safe(self) -> bool:
+        """Whether the streams that prove a run alive have been read to their end."""
+        return all(c.caught_up for c in self.jetstream if c.p.stream in ("RESULTS", "EVENTS"))
 
     async def _report_progress(self) -> None:
         while not self.stop.is_set():

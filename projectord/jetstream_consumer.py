@@ -57,6 +57,17 @@ class ConsumerStats:
     last_seq: int = 0
 
 
+def _at_stream_end(msgs: Sequence[Msg]) -> bool:
+    """Whether a fetch left nothing pending: it was empty, or its last message says 0."""
+    if not msgs:
+        return True
+    tokens = (msgs[-1].reply or "").split(".")
+    # $JS.ACK.<stream>.<consumer>.<dlv>.<sseq>.<cseq>.<ts>.<pending>, or with
+    # <domain>.<account hash> after ACK and a random token at the end.
+    pending = tokens[8] if len(tokens) == 9 else tokens[10] if len(tokens) >= 11 else None
+    return pending == "0"
+
+
 class JetStreamConsumer:
     """Runs one projector until ``stop`` is set, then finishes its batch and returns."""
 
@@ -87,6 +98,8 @@ class JetStreamConsumer:
         self.lost_deliveries = False
         self.queued_seq = 0  # highest sequence handed to the committer
         self.must_reposition = False
+        # Set once the durable has had nothing more to deliver (housekeeping waits for it).
+        self.caught_up = False
         self.sub: Any = None
         self.log = log.bind(stream=projector.stream, consumer=projector.durable)
 
@@ -142,6 +155,9 @@ class JetStreamConsumer:
                     await queue.join()
                     await self._fetch_failed(exc)
                     continue
+                if not self.caught_up and _at_stream_end(msgs):
+                    self.caught_up = True
+                    self.log.info("projector_caught_up", seq=self.queued_seq)
                 if msgs:
                     await queue.put(await self.prepare(msgs))
                 if self.lost_deliveries and not self.stop.is_set():

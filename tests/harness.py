@@ -95,11 +95,20 @@ async def connect(server: NatsServer) -> nats.aio.client.Client:
     return await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
 
 
-def settings_for(server: NatsServer, db_path: Path, **projectord: Any) -> Any:
+# Projector tests use fixed dates months in the past (wire.BASE): the cleanup
+# tick would expire and delete their rows. Housekeeping has its own tests.
+NO_HOUSEKEEPING = "[housekeeping]\nenabled = false\n"
+
+
+def settings_for(
+    server: NatsServer, db_path: Path, housekeeping: dict[str, Any] | None = None, **projectord: Any
+) -> Any:
+    """Test settings: the server and DB given, JSON logs, housekeeping off unless given."""
     env = {"KANADE_NATS_URL": server.url, "KANADE_DB": str(db_path)}
     settings = load_settings(None, env)
     values = {k: dict(v) for k, v in settings.values.items()}
     values["projectord"].update(projectord)
+    values["housekeeping"].update(housekeeping or {"enabled": False})
     values["log"]["format"] = "json"
     return type(settings)(values, settings.source, settings.env_used)
 
@@ -140,7 +149,15 @@ def projectord_cmd(*args: str) -> list[str]:
 def spawn_projectord(
     server: NatsServer, db_path: Path, *args: str, log_path: Path | None = None, **env: str
 ) -> subprocess.Popen[bytes]:
-    """projectord as a real child process (for signals, kill -9 and the writer lock)."""
+    """projectord as a real child process (for signals, kill -9 and the writer lock).
+
+    Without a ``--config`` among ``args``, one that turns housekeeping off is used.
+    """
+    if "--config" not in args:
+        config = db_path.parent / "projectord-test.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(NO_HOUSEKEEPING)
+        args = ("--config", str(config), *args)
     full_env = {**os.environ, "KANADE_NATS_URL": server.url, "KANADE_DB": str(db_path), **env}
     full_env.pop("KANADE_CONFIG", None)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
