@@ -99,6 +99,10 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         Key("retry_max_backoff_s", float, 10.0, "Cap on the retry backoff.", 0.01, 600),
         Key("stop_timeout_s", float, 8.0, "Graceful stop budget before exit.", 0.5, 300),
         Key("reject_payload_bytes", int, 65536, "Raw bytes kept per reject.", 64, 16777216),
+        Key(
+            "kv_resync_s", float, 300.0, "Reopen and reconcile each KV mirror this often.", 5, 86400
+        ),
+        Key("status_interval_s", float, 5.0, "Stream and consumer snapshot interval.", 0.5, 3600),
     ),
     "housekeeping": (
         Key("enabled", bool, True, "Run the cleanup tick (watchdog, expiry, retention)."),

@@ -20,11 +20,13 @@ from nats.js import JetStreamContext
 
 from .broker import connect
 from .broker_resources import ensure_resources
+from .broker_status import BrokerStatus
 from .config import Settings
 from .core_consumer import CoreConsumer
 from .database import Writer, create_writer_engine
 from .housekeeping import Housekeeping
 from .jetstream_consumer import JetStreamConsumer
+from .kv_mirror import MIRRORED_BUCKETS, KvMirror
 from .manifest_timeouts import ManifestTimeouts
 from .migrations import upgrade_to_head
 from .projectors import CORE, JETSTREAM
@@ -140,6 +142,13 @@ class Daemon:
                 return 0
             self.core = [CoreConsumer(p, nc, writer, self.options, self.stop) for p in CORE]
             loops = [(c.p.name, c.run) for c in (*self.jetstream, *self.core)]
+            for bucket in MIRRORED_BUCKETS:
+                mirror = KvMirror(js, writer, bucket, self.options["kv_resync_s"], self.stop)
+                loops.append((f"kv_mirror:{bucket}", mirror.run))
+            status = BrokerStatus(
+                js, writer, JETSTREAM, self.options["status_interval_s"], self.stop
+            )
+            loops.append(("broker_status", status.run))
             housekeeping = self.settings.section("housekeeping")
             if housekeeping["enabled"]:
                 self.housekeeping = Housekeeping(

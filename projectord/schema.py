@@ -281,3 +281,59 @@ projector_gaps = Table(
     UniqueConstraint("projector", "stream", "from_seq", name="uq_projector_gaps"),
     sqlite_autoincrement=True,
 )
+
+# --- mirrors of broker state for apiserver, which has no broker connection -------
+
+kv_entries = Table(
+    "kv_entries",
+    metadata,
+    Column("bucket", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    # The value as the bucket holds it (UTF-8 text, usually JSON).
+    Column("value", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    # When the value was written to the bucket (the KV message's publish time).
+    Column("written_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("bucket", "key", name="pk_kv_entries"),
+)
+
+kv_mirror_status = Table(
+    "kv_mirror_status",
+    metadata,
+    Column("bucket", Text, primary_key=True),
+    # Last full reconcile with the bucket (initial load or reopened watch).
+    Column("synced_at", Timestamp),
+    # Last change applied from the live watch.
+    Column("changed_at", Timestamp),
+    Column("key_count", Integer, nullable=False, server_default="0"),
+    # Last failure to read the bucket (NULL once a reconcile succeeds).
+    Column("error", Text),
+    Column("error_at", Timestamp),
+)
+
+broker_streams = Table(
+    "broker_streams",
+    metadata,
+    Column("stream", Text, primary_key=True),
+    Column("messages", Integer, nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("first_seq", Integer, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("consumers", Integer, nullable=False),
+    Column("observed_at", Timestamp, nullable=False),
+)
+
+broker_consumers = Table(
+    "broker_consumers",
+    metadata,
+    Column("stream", Text, nullable=False),
+    Column("durable", Text, nullable=False),
+    # Messages in the stream the consumer has not been handed yet.
+    Column("pending", Integer, nullable=False),
+    Column("ack_pending", Integer, nullable=False),
+    Column("redelivered", Integer, nullable=False),
+    Column("ack_floor_seq", Integer, nullable=False),
+    Column("delivered_seq", Integer, nullable=False),
+    Column("observed_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("stream", "durable", name="pk_broker_consumers"),
+)

@@ -35,7 +35,15 @@ SPEC_TABLES = (
     "host_perf_samples",
     "process_perf_samples",
 )
-BOOKKEEPING_TABLES = ("projector_checkpoints", "projector_rejects", "projector_gaps")
+BOOKKEEPING_TABLES = (
+    "projector_checkpoints",
+    "projector_rejects",
+    "projector_gaps",
+    "kv_entries",
+    "kv_mirror_status",
+    "broker_streams",
+    "broker_consumers",
+)
 
 # (name, declared type, NOT NULL, position in the primary key) per projection-semantics 12.
 T, TS, INT, R = "TEXT", "TIMESTAMP", "INTEGER", "REAL"
