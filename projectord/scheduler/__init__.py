@@ -1,0 +1,1 @@
+"""The cron scheduler: calendar and reconcile triggers, gates, dispatch (scheduler.md)."""
