@@ -1,8 +1,8 @@
 """Mirrors of KV buckets into ``kv_entries``, for apiserver and the scheduler.
 
 apiserver has no broker connection, so what the dashboard shows of the
-``schedules``, ``jobs``, ``fleet_config`` and ``agent_groups`` buckets comes from
-here. Per bucket: open a watch, load every current value, reconcile the table
+``schedules``, ``jobs``, ``fleet_config``, ``agent_groups`` and
+``agent_groups_derived`` buckets comes from here. Per bucket: open a watch, load every current value, reconcile the table
 with that snapshot (rows of keys no longer in the bucket are deleted), then
 apply live changes. A watch that fails is reopened, and every ``resync_s`` the
 watch is reopened anyway: a live watch can miss a delete (ordered consumer
@@ -30,7 +30,7 @@ from .timestamps import format_db, now_db
 
 log = structlog.get_logger("projectord.kv_mirror")
 
-MIRRORED_BUCKETS = ("schedules", "jobs", "fleet_config", "agent_groups")
+MIRRORED_BUCKETS = ("schedules", "jobs", "fleet_config", "agent_groups", "agent_groups_derived")
 _CHUNK = 500  # keys per DELETE
 _MAX_CHANGES = 1000  # live changes per transaction
 

@@ -73,6 +73,7 @@ async def test_buckets_are_mirrored_and_follow_puts_and_deletes(js, db_path, pro
     )
     assert sorted(status) == [
         ("agent_groups", 1, 1, None),
+        ("agent_groups_derived", 0, 1, None),
         ("fleet_config", 1, 1, None),
         ("jobs", 0, 1, None),
         ("schedules", 1, 1, None),
