@@ -2,11 +2,12 @@
 
 apiserver has no broker connection, so what the dashboard shows of the
 ``schedules``, ``jobs``, ``fleet_config``, ``agent_groups`` and
-``agent_groups_derived`` buckets comes from here. Per bucket: open a watch, load every current value, reconcile the table
-with that snapshot (rows of keys no longer in the bucket are deleted), then
-apply live changes. A watch that fails is reopened, and every ``resync_s`` the
-watch is reopened anyway: a live watch can miss a delete (ordered consumer
-reset, broker restart), a reconcile cannot.
+``agent_groups_derived`` buckets comes from here. Per bucket: open a watch,
+load every current value, reconcile the table with that snapshot (rows of keys
+no longer in the bucket are deleted), then apply live changes. A watch that
+fails is reopened, and every ``resync_s`` the watch is reopened anyway: a live
+watch can miss a delete (ordered consumer reset, broker restart), a reconcile
+cannot.
 """
 
 from __future__ import annotations
