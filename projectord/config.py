@@ -104,6 +104,17 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         ),
         Key("status_interval_s", float, 5.0, "Stream and consumer snapshot interval.", 0.5, 3600),
     ),
+    "scheduler": (
+        Key("enabled", bool, True, "Fire schedules from KV (only the DB lock holder runs)."),
+        Key(
+            "catch_up_grace_s",
+            int,
+            0,
+            "Catch up a calendar fire missed while down this late, beyond starting_deadline.",
+            0,
+            86400,
+        ),
+    ),
     "housekeeping": (
         Key("enabled", bool, True, "Run the cleanup tick (watchdog, expiry, retention)."),
         Key("interval_s", float, 300.0, "Time between cleanup ticks (first at start).", 1, 86400),
@@ -141,6 +152,14 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         Key("host_perf_days", int, 30, "Keep host_perf_samples (by at); 0 = forever.", 0, 36500),
         Key(
             "process_perf_days", int, 7, "Keep process_perf_samples (by at); 0 = forever.", 0, 36500
+        ),
+        Key(
+            "schedule_fires_days",
+            int,
+            90,
+            "Keep schedule_fires (by decided_at); 0 = forever.",
+            0,
+            36500,
         ),
     ),
 }

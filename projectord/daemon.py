@@ -30,6 +30,8 @@ from .kv_mirror import MIRRORED_BUCKETS, KvMirror
 from .manifest_timeouts import ManifestTimeouts
 from .migrations import upgrade_to_head
 from .projectors import CORE, JETSTREAM
+from .scheduler.tick import Scheduler
+from .scheduler.waves import WaveSender
 from .timestamps import utc_now
 from .writer_lock import WriterLock
 
@@ -103,6 +105,7 @@ class Daemon:
         self.jetstream: list[JetStreamConsumer] = []
         self.core: list[CoreConsumer] = []
         self.housekeeping: Housekeeping | None = None
+        self.scheduler: Scheduler | None = None
         # The watchdog ignores agents last heard of before this instant.
         self.started_at = utc_now()
 
@@ -149,6 +152,11 @@ class Daemon:
                 js, writer, JETSTREAM, self.options["status_interval_s"], self.stop
             )
             loops.append(("broker_status", status.run))
+            scheduler = self.settings.section("scheduler")
+            if scheduler["enabled"]:
+                self.scheduler = Scheduler(js, writer, scheduler, self.stop)
+                loops.append(("scheduler", self.scheduler.run))
+                loops.append(("rollout_waves", WaveSender(js, writer, self.stop).run))
             housekeeping = self.settings.section("housekeeping")
             if housekeeping["enabled"]:
                 self.housekeeping = Housekeeping(

@@ -337,3 +337,64 @@ broker_consumers = Table(
     Column("observed_at", Timestamp, nullable=False),
     PrimaryKeyConstraint("stream", "durable", name="pk_broker_consumers"),
 )
+
+# --- the scheduler's memory (DESIGN decision 5) ------------------------------------
+
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule_id", Text, nullable=False),
+    Column("job_id", Text),
+    # The instant the decision was for: a calendar fire time or a reconcile tick.
+    Column("due_at", Timestamp, nullable=False),
+    Column("decided_at", Timestamp, nullable=False),
+    # "fired", "skipped" or "failed".
+    Column("outcome", Text, nullable=False),
+    Column("reason", Text),
+    Column("exec_id", Text),
+    Column("target_count", Integer),
+    # Consecutive identical skips (a reconcile schedule with nothing to do ticks
+    # every minute) are one row: the last one's time and how many there were.
+    Column("last_due_at", Timestamp, nullable=False),
+    Column("repeats", Integer, nullable=False, server_default="1"),
+    Index("idx_schedule_fires_schedule", "schedule_id", text("due_at DESC")),
+    Index("idx_schedule_fires_decided", "decided_at"),
+    sqlite_autoincrement=True,
+)
+
+# Schedules and jobs in KV that fail validation: skipped, and shown by the API.
+scheduler_rejects = Table(
+    "scheduler_rejects",
+    metadata,
+    Column("kind", Text, nullable=False),  # "schedule" or "job"
+    Column("key", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("seen_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("kind", "key", name="pk_scheduler_rejects"),
+)
+
+# Per calendar schedule: every fire instant up to here has been decided, so a
+# restart catches up a missed fire once and never fires one twice.
+schedule_calendar_state = Table(
+    "schedule_calendar_state",
+    metadata,
+    Column("schedule_id", Text, primary_key=True),
+    Column("decided_through", Timestamp, nullable=False),
+)
+
+# Rollout waves with a delay, persisted so a restart still sends them.
+pending_waves = Table(
+    "pending_waves",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("exec_id", Text, nullable=False),
+    Column("schedule_id", Text),
+    Column("subject", Text, nullable=False),
+    # The Command body, signed (if a key is configured) when it is sent.
+    Column("body", LargeBinary, nullable=False),
+    Column("due_at", Timestamp, nullable=False),
+    Index("idx_pending_waves_due", "due_at"),
+    sqlite_autoincrement=True,
+)

@@ -96,19 +96,26 @@ async def connect(server: NatsServer) -> nats.aio.client.Client:
 
 
 # Projector tests use fixed dates months in the past (wire.BASE): the cleanup
-# tick would expire and delete their rows. Housekeeping has its own tests.
-NO_HOUSEKEEPING = "[housekeeping]\nenabled = false\n"
+# tick would expire and delete their rows, and they have no use for the
+# scheduler. Housekeeping and the scheduler have their own tests.
+PROJECTION_ONLY = "[housekeeping]\nenabled = false\n[scheduler]\nenabled = false\n"
 
 
 def settings_for(
-    server: NatsServer, db_path: Path, housekeeping: dict[str, Any] | None = None, **projectord: Any
+    server: NatsServer,
+    db_path: Path,
+    housekeeping: dict[str, Any] | None = None,
+    scheduler: dict[str, Any] | None = None,
+    **projectord: Any,
 ) -> Any:
-    """Test settings: the server and DB given, JSON logs, housekeeping off unless given."""
+    """Test settings: the server and DB given, JSON logs, housekeeping and scheduler
+    off unless given."""
     env = {"KANADE_NATS_URL": server.url, "KANADE_DB": str(db_path)}
     settings = load_settings(None, env)
     values = {k: dict(v) for k, v in settings.values.items()}
     values["projectord"].update(projectord)
     values["housekeeping"].update(housekeeping or {"enabled": False})
+    values["scheduler"].update(scheduler or {"enabled": False})
     values["log"]["format"] = "json"
     return type(settings)(values, settings.source, settings.env_used)
 
@@ -156,7 +163,7 @@ def spawn_projectord(
     if "--config" not in args:
         config = db_path.parent / "projectord-test.toml"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(NO_HOUSEKEEPING)
+        config.write_text(PROJECTION_ONLY)
         args = ("--config", str(config), *args)
     full_env = {**os.environ, "KANADE_NATS_URL": server.url, "KANADE_DB": str(db_path), **env}
     full_env.pop("KANADE_CONFIG", None)

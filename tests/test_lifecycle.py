@@ -19,7 +19,7 @@ from typing import Any
 import nats.errors
 import pytest
 from harness import (
-    NO_HOUSEKEEPING,
+    PROJECTION_ONLY,
     NatsServer,
     checkpoint,
     projectord_cmd,
@@ -169,7 +169,7 @@ async def test_sigterm_mid_load_exits_0_flushes_heartbeats_and_loses_nothing(
     config = tmp_path / "projectord.toml"
     config.write_text(
         "[projectord]\nflush_interval_ms = 60000\nflush_max = 100000\nbatch_size = 25\n"
-        + NO_HOUSEKEEPING
+        + PROJECTION_ONLY
     )
     log = tmp_path / "projectord.log"
     args = ("--config", str(config))
@@ -270,7 +270,7 @@ async def test_broker_restart_mid_load_reconnects_without_loss(
 ):
     # Small batches keep the drain slow enough for the restart to land mid-load.
     config = tmp_path / "slow.toml"
-    config.write_text("[projectord]\nbatch_size = 25\n" + NO_HOUSEKEEPING)
+    config.write_text("[projectord]\nbatch_size = 25\n" + PROJECTION_ONLY)
     p = Projectord(nats_server, db_path, tmp_path / "projectord.log", "--config", str(config))
     processes.append(p)
     await p.started()

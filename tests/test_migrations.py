@@ -43,6 +43,10 @@ BOOKKEEPING_TABLES = (
     "kv_mirror_status",
     "broker_streams",
     "broker_consumers",
+    "schedule_fires",
+    "scheduler_rejects",
+    "schedule_calendar_state",
+    "pending_waves",
 )
 
 # (name, declared type, NOT NULL, position in the primary key) per projection-semantics 12.

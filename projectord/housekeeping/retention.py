@@ -24,6 +24,7 @@ from ..schema import (
     host_perf_samples,
     obs_events,
     process_perf_samples,
+    schedule_fires,
 )
 from ..timestamps import format_db
 
@@ -44,6 +45,7 @@ RETENTION = (
     Retention(execution_results, execution_results.c.recorded_at, "results_days"),
     Retention(executions, executions.c.initiated_at, "executions_days"),
     Retention(audit_log, audit_log.c.occurred_at, "audit_days"),
+    Retention(schedule_fires, schedule_fires.c.decided_at, "schedule_fires_days"),
 )
 
 
