@@ -189,7 +189,8 @@ async def test_projectord_runs_retention_expiry_reaping_and_prune(
             query(db_path, "SELECT pc_id FROM agents ORDER BY pc_id"),
         )
 
-    await wait_until(lambda: remaining()[2] == [(1, -1)], timeout=20)
+    # One tick runs the steps in order: wait for the last one's effect too.
+    await wait_until(lambda: remaining()[2] == [(1, -1)] and remaining()[3] == [("quiet",)], 20)
     hosts, execs, reaped, left = remaining()
     assert hosts == 1
     # "stale" was pending, then its only run was reaped: one failure completes it.

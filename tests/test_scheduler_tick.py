@@ -365,13 +365,16 @@ async def test_projectord_fires_a_schedule_from_kv(js, db_path, projectord_facto
     await (await js.key_value("schedules")).put("once-on-pc1", json.dumps(schedule).encode())
     await projectord_factory(scheduler={"enabled": True})
 
-    async def fired() -> bool:
-        return bool(query(db_path, "SELECT 1 FROM executions WHERE schedule_id = 'once-on-pc1'"))
+    def decided() -> list:
+        return query(db_path, "SELECT outcome, exec_id FROM schedule_fires")
 
-    await wait_until(fired, timeout=20)
+    # The decision is recorded last, after the executions row.
+    await wait_until(decided, timeout=20)
+    [(outcome, exec_id)] = decided()
+    assert outcome == "fired"
     cmd = await last_command(js, "commands.pc.pc-1")
-    assert cmd["id"] == "inv-hw"
-    assert query(db_path, "SELECT outcome FROM schedule_fires") == [("fired",)]
+    assert (cmd["id"], cmd["exec_id"]) == ("inv-hw", exec_id)
+    assert query(db_path, "SELECT schedule_id FROM executions") == [("once-on-pc1",)]
 
 
 async def test_a_failed_dispatch_is_recorded_and_leaves_the_pcs_armed(rig, js, db_path):
