@@ -91,6 +91,7 @@ class Scheduler:
         self.dispatcher = Dispatcher(js, writer)
         self.running: dict[str, asyncio.Task[None]] = {}
         self._marks: Any = None
+        self._fleet_read: asyncio.Future[Any] | None = None
 
     # ------------------------------------------------------------------ loop
 
@@ -125,6 +126,7 @@ class Scheduler:
 
     async def tick(self, now: datetime) -> None:
         """Start one tick of every enabled backend schedule (as tasks)."""
+        self._fleet_read = None  # read afresh, once, by the first schedule that needs it
         invalid: set[str] = set()
         for key, value, revision in await self.writer.read(read_bucket, "schedules"):
             try:
@@ -272,10 +274,14 @@ class Scheduler:
     # ------------------------------------------------------------------ reconcile
 
     async def _fleet(self) -> tuple[dict[str, str | None], dict[str, frozenset[str]]]:
+        """Agents' heartbeats and groups, read once per tick for every schedule."""
+
         def read(conn: Any) -> tuple[dict[str, str | None], dict[str, frozenset[str]]]:
             return read_heartbeats(conn), read_groups(conn)
 
-        return await self.writer.read(read)
+        if self._fleet_read is None:
+            self._fleet_read = asyncio.ensure_future(self.writer.read(read))
+        return await asyncio.shield(self._fleet_read)
 
     async def _reconcile(self, s: Schedule, trigger: Reconcile, now: datetime) -> None:
         manifest = await self._gates(s, now)
