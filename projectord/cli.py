@@ -1,4 +1,4 @@
-"""``projectord [run|migrate|dev] [--config PATH] [--db PATH]``.
+"""``projectord [run|migrate|dev|simulate] [--config PATH] [--db PATH]``.
 
 Exit status: 0 after a clean run or stop, 1 when another projectord holds the
 database or start-up fails, 2 for a bad command line or configuration.
@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     # argparse copies a subcommand's defaults over the values parsed before it, so
     # the subcommands must not default these or `projectord --config F run` loses F.
     common = _options(argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", metavar="{run,migrate,dev}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,migrate,dev,simulate}")
     sub.add_parser("run", parents=[common], help="run the projectors (the default)")
     sub.add_parser("migrate", parents=[common], help="upgrade the database to head and exit")
     dev = sub.add_parser(
@@ -50,7 +50,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--state-dir", default="var", metavar="DIR", help="default: ./var")
     dev.add_argument("--nats-port", type=int, default=4222, metavar="PORT", help="default: 4222")
+    sim = sub.add_parser(
+        "simulate", parents=[common], help="run simulated agents against the configured broker"
+    )
+    sim.add_argument("--agents", type=_positive, default=100, metavar="N", help="default: 100")
+    sim.add_argument("--seed", type=int, default=1, help="fleet and traffic seed (default: 1)")
+    sim.add_argument("--prefix", default="sim", help="PC id prefix (default: sim)")
+    sim.add_argument(
+        "--duration-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="scale of simulated run times, 0.2-2 s at 1.0 (default: 1.0)",
+    )
+    sim.add_argument(
+        "--no-assign-groups",
+        action="store_true",
+        help="do not write the agents' groups to KV agent_groups",
+    )
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
 
 def load(args: argparse.Namespace) -> Settings:
@@ -98,6 +123,19 @@ def main(argv: list[str] | None = None) -> int:
             except EmbeddedBrokerError as exc:
                 print(f"projectord dev: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
+        if args.command == "simulate":
+            from .simulator.fleet import make_fleet
+            from .simulator.simulate import run_simulator
+
+            fleet = make_fleet(args.agents, args.seed, args.prefix)
+            return asyncio.run(
+                run_simulator(
+                    dict(settings.section("nats")),
+                    fleet,
+                    duration_scale=args.duration_scale,
+                    assign_groups=not args.no_assign_groups,
+                )
+            )
         from .daemon import Daemon
 
         return asyncio.run(Daemon(settings).run())

@@ -1,0 +1,1 @@
+"""Fleet simulator: simulated agents speaking the wire contract (tests, benchmarks, demo)."""
