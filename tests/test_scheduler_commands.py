@@ -125,3 +125,12 @@ def test_audit_body():
         },
         "occurred_at": "2026-07-01T02:00:00.000000Z",
     }
+
+
+def test_audit_of_a_huge_per_pc_fire_is_cut():
+    subjects = [f"commands.pc.pc-{i}" for i in range(30000)]
+    at = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
+    body = audit_body(manifest(), FIRE, 30000, subjects, False, at)
+    payload = json.loads(body)["payload"]
+    assert len(payload["subjects"]) == 1000 and payload["subjects_truncated"] == 29000
+    assert len(body) < 100_000

@@ -390,3 +390,17 @@ async def test_a_failed_dispatch_is_recorded_and_leaves_the_pcs_armed(rig, js, d
     assert "inv-hw/9.9.9" in rows[0][1]
     assert await exec_messages(js) == 0
     assert query(db_path, "SELECT COUNT(*) FROM executions") == [(0,)]
+
+
+async def test_marks_of_a_large_fleet_are_read_in_one_pass(rig, js):
+    """After a restart, marks of many PCs are read with one watch over the prefix."""
+    await rig.mirror("schedules", {"baseline": per_pc()})
+    rig.now = at(9, 0)
+    await rig.agents(*(f"pc-{i:03d}" for i in range(100)))
+    await rig.tick(at(9, 0))
+    assert await exec_messages(js) == 100
+    marks = await js.key_value("scheduler_dispatch")
+    assert len(await marks.keys()) == 100
+    await rig.tick(at(9, 1), rig.new_scheduler())  # restarted: nothing cached
+    assert rig.fires()[-1][1:3] == ("skipped", "every eligible PC has a dispatch in flight")
+    assert await exec_messages(js) == 100

@@ -15,6 +15,8 @@ from ..timestamps import format_wire
 from .manifest import Manifest
 from .schedule import Schedule, Target
 
+AUDIT_SUBJECTS_MAX = 1000
+
 
 def subjects_for(target: Target) -> list[str]:
     """One subject per addressee, in the original's order: all, groups, pcs."""
@@ -76,18 +78,26 @@ def audit_body(
     wave_mode: bool,
     occurred_at: datetime,
 ) -> bytes:
-    """The ``scheduler`` / ``exec`` audit event of a fire (wire-contract 6.7)."""
+    """The ``scheduler`` / ``exec`` audit event of a fire (wire-contract 6.7).
+
+    A per-PC fire over a large fleet has one subject per PC; the list is cut at
+    ``AUDIT_SUBJECTS_MAX`` (``subjects_truncated`` says how many more) to stay
+    far below the broker's message size limit.
+    """
+    payload: dict[str, Any] = {
+        "exec_id": fire.exec_id,
+        "version": manifest.version,
+        "target_count": target_count,
+        "subjects": subjects[:AUDIT_SUBJECTS_MAX],
+        "wave_mode": wave_mode,
+    }
+    if len(subjects) > AUDIT_SUBJECTS_MAX:
+        payload["subjects_truncated"] = len(subjects) - AUDIT_SUBJECTS_MAX
     body = {
         "actor": "scheduler",
         "action": "exec",
         "target": manifest.id,
-        "payload": {
-            "exec_id": fire.exec_id,
-            "version": manifest.version,
-            "target_count": target_count,
-            "subjects": subjects,
-            "wave_mode": wave_mode,
-        },
+        "payload": payload,
         "occurred_at": format_wire(occurred_at),
     }
     return json.dumps(body, separators=(",", ":")).encode()

@@ -83,6 +83,11 @@ def mark_key_pc(schedule_id: str, pc_id: str) -> str:
     return f"pc.{len(schedule_id.encode())}.{schedule_id}.{len(pc_id.encode())}.{pc_id}"
 
 
+def mark_prefix_pc(schedule_id: str) -> str:
+    """The common prefix of a schedule's per-PC mark keys."""
+    return f"pc.{len(schedule_id.encode())}.{schedule_id}."
+
+
 def mark_key_target(schedule_id: str) -> str:
     """KV ``scheduler_dispatch`` key of a whole-target mark."""
     return f"target.{len(schedule_id.encode())}.{schedule_id}"

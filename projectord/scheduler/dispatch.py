@@ -14,10 +14,12 @@ marks are written, and the PCs stay armed for the next tick.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
@@ -35,6 +37,7 @@ log = structlog.get_logger("projectord.scheduler")
 
 SCRIPTS_STORE = "scripts"
 SCRIPT_CURRENT = "script_current"
+PUBLISH_TIMEOUT_S = 60
 
 
 class DispatchError(Exception):
@@ -64,7 +67,7 @@ def audit_subject(job_id: str) -> str:
     return "audit.scheduler.exec"
 
 
-def _queue_waves(conn: Connection, rows: list[dict]) -> None:
+def _queue_waves(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(insert(pending_waves), rows)
 
 
@@ -85,11 +88,23 @@ class Dispatcher:
             ) from None
         return digest_hex(info.digest)
 
-    async def _publish(self, subject: str, body: bytes) -> None:
+    async def _publish_all(self, messages: list[tuple[str, bytes]]) -> None:
+        """Publish every message and wait for every ack; DispatchError on the first failure.
+
+        Pipelined: a per-PC fire over a large fleet is one Command per PC.
+        """
+        futures: list[tuple[str, asyncio.Future[Any]]] = []
         try:
-            await self.js.publish(subject, body)
+            for subject, body in messages:
+                futures.append((subject, await self.js.publish_async(subject, body, wait_stall=30)))
+            acks = await asyncio.wait_for(
+                asyncio.gather(*(f for _, f in futures), return_exceptions=True), PUBLISH_TIMEOUT_S
+            )
         except Exception as exc:
-            raise DispatchError(f"publish to {subject}: {str(exc) or type(exc).__name__}") from None
+            raise DispatchError(f"publish: {str(exc) or type(exc).__name__}") from None
+        for (subject, _), ack in zip(futures, acks, strict=True):
+            if isinstance(ack, BaseException):
+                raise DispatchError(f"publish to {subject}: {str(ack) or type(ack).__name__}")
 
     async def dispatch(
         self,
@@ -112,32 +127,32 @@ class Dispatcher:
         except Exception as exc:
             log.warning("script_current_put_failed", job_id=manifest.id, error=str(exc))
 
-        subjects: list[str] = []
-        later: list[dict] = []
+        now_msgs: list[tuple[str, bytes]] = []
+        later: list[dict[str, Any]] = []
         if waves:
             for wave in waves:
                 subject = f"commands.group.{wave.group}"
                 body = command_body(manifest, schedule, fire, str(uuid.uuid4()))
                 if wave.delay > timedelta(0):
-                    due = format_db(now + wave.delay)
                     later.append(
                         {
                             "exec_id": fire.exec_id,
                             "schedule_id": schedule.id,
                             "subject": subject,
                             "body": body,
-                            "due_at": due,
+                            "due_at": format_db(now + wave.delay),
                         }
                     )
                 else:
-                    await self._publish(subject, body)
-                subjects.append(subject)
+                    now_msgs.append((subject, body))
+            subjects = [f"commands.group.{wave.group}" for wave in waves]
         else:
-            for subject in subjects_for(target):
-                await self._publish(
-                    subject, command_body(manifest, schedule, fire, str(uuid.uuid4()))
-                )
-                subjects.append(subject)
+            subjects = subjects_for(target)
+            now_msgs = [
+                (subject, command_body(manifest, schedule, fire, str(uuid.uuid4())))
+                for subject in subjects
+            ]
+        await self._publish_all(now_msgs)
         if later:
             await self.writer.transaction(_queue_waves, later)
         count = max(1, target_count)

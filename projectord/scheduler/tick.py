@@ -33,6 +33,7 @@ from .dedup import (
     eligible_pcs,
     mark_key_pc,
     mark_key_target,
+    mark_prefix_pc,
     suppression_window,
     target_armed,
     unsuppressed,
@@ -61,6 +62,9 @@ log = structlog.get_logger("projectord.scheduler")
 TICK = timedelta(minutes=1)
 MARKS_BUCKET = "scheduler_dispatch"
 MARK_TTL_S = 3600
+MARK_TTL = timedelta(seconds=MARK_TTL_S)
+MARKS_PER_KEY_MAX = 64  # above this, marks are read with one watch over the prefix
+MARKS_TIMEOUT_S = 60
 
 
 class Skip(Exception):
@@ -92,6 +96,7 @@ class Scheduler:
         self.running: dict[str, asyncio.Task[None]] = {}
         self._marks: Any = None
         self._fleet_read: asyncio.Future[Any] | None = None
+        self._mark_cache: dict[str, datetime] = {}
 
     # ------------------------------------------------------------------ loop
 
@@ -127,6 +132,7 @@ class Scheduler:
     async def tick(self, now: datetime) -> None:
         """Start one tick of every enabled backend schedule (as tasks)."""
         self._fleet_read = None  # read afresh, once, by the first schedule that needs it
+        self._mark_cache = {k: t for k, t in self._mark_cache.items() if now - t < MARK_TTL}
         invalid: set[str] = set()
         for key, value, revision in await self.writer.read(read_bucket, "schedules"):
             try:
@@ -297,7 +303,9 @@ class Scheduler:
             eligible = eligible_pcs(expected, completions, cooldown, now)
             if not eligible:
                 raise Skip("no PC needs a run")
-            marks = await self._read_marks([mark_key_pc(s.id, pc) for pc in eligible])
+            marks = await self._read_marks(
+                [mark_key_pc(s.id, pc) for pc in eligible], mark_prefix_pc(s.id)
+            )
             eligible = unsuppressed(
                 eligible, {pc: marks[mark_key_pc(s.id, pc)] for pc in eligible}, window, now
             )
@@ -349,21 +357,50 @@ class Scheduler:
                 )
         return self._marks
 
-    async def _read_marks(self, keys: list[str]) -> dict[str, datetime | None]:
-        """Mark instants by key; a missing or unreadable mark is None (never suppresses)."""
+    async def _read_marks(
+        self, keys: list[str], prefix: str | None = None
+    ) -> dict[str, datetime | None]:
+        """Mark instants by key; a missing or unreadable mark is None (never suppresses).
+
+        Marks this process wrote are known without asking the broker (only the
+        lock holder schedules, so nobody else writes them); the rest are read,
+        many under one ``prefix`` with a single watch rather than a request each.
+        """
+        now = self.clock()
+        out: dict[str, datetime | None] = {}
+        unknown = []
+        for key in keys:
+            cached = self._mark_cache.get(key)
+            if cached is not None and now - cached < MARK_TTL:
+                out[key] = cached
+            else:
+                unknown.append(key)
+        if unknown:
+            out.update(await self._fetch_marks(unknown, prefix))
+        return out
+
+    async def _fetch_marks(self, keys: list[str], prefix: str | None) -> dict[str, datetime | None]:
         out: dict[str, datetime | None] = dict.fromkeys(keys)
         try:
             kv = await self._marks_kv()
+            if prefix is not None and len(keys) > MARKS_PER_KEY_MAX:
+                watcher = await kv.watch(prefix + ">")
+                try:
+                    while (entry := await watcher.updates(timeout=30)) is not None:
+                        if entry.key in out and entry.operation is None:
+                            out[entry.key] = _mark_instant(entry.value)
+                finally:
+                    await watcher.stop()
+                return out
         except Exception as exc:
             log.warning("dispatch_marks_unavailable", error=str(exc))
-            return out
+            return dict.fromkeys(keys)
         sem = asyncio.Semaphore(16)
 
         async def read(key: str) -> None:
             async with sem:
                 try:
-                    entry = await kv.get(key)
-                    out[key] = parse_rfc3339((entry.value or b"").decode())
+                    out[key] = _mark_instant((await kv.get(key)).value)
                 except Exception:
                     out[key] = None
 
@@ -371,19 +408,30 @@ class Scheduler:
         return out
 
     async def _write_marks(self, keys: list[str], now: datetime) -> None:
+        """Write the marks, pipelined; a failure only loses suppression (logged)."""
         try:
-            kv = await self._marks_kv()
+            await self._marks_kv()
+            value = format_wire(now).encode()
+            futures = [
+                await self.js.publish_async(f"$KV.{MARKS_BUCKET}.{key}", value, wait_stall=30)
+                for key in keys
+            ]
+            acks = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), MARKS_TIMEOUT_S
+            )
         except Exception as exc:
-            log.warning("dispatch_marks_unavailable", error=str(exc))
+            log.warning("dispatch_marks_failed", error=str(exc) or type(exc).__name__)
             return
-        value = format_wire(now).encode()
-        sem = asyncio.Semaphore(16)
+        for key, ack in zip(keys, acks, strict=True):
+            if not isinstance(ack, BaseException):
+                self._mark_cache[key] = now
+        failed = sum(isinstance(a, BaseException) for a in acks)
+        if failed:
+            log.warning("dispatch_marks_failed", failed=failed, of=len(keys))
 
-        async def write(key: str) -> None:
-            async with sem:
-                try:
-                    await kv.put(key, value)
-                except Exception as exc:
-                    log.warning("dispatch_mark_failed", key=key, error=str(exc))
 
-        await asyncio.gather(*(write(k) for k in keys))
+def _mark_instant(value: bytes | None) -> datetime | None:
+    try:
+        return parse_rfc3339((value or b"").decode())
+    except ValueError:
+        return None
