@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from projectord.database import create_writer_engine
-from projectord.housekeeping.agent_prune import SettingsError, prune_days
 from projectord.housekeeping.expiry import REAPER_NOTE, expire_pending, reap_orphans
 from projectord.housekeeping.retention import RETENTION, cutoffs, delete_oldest
 from projectord.housekeeping.watchdog import OutageEvent, event_body, sweep
 from projectord.migrations import upgrade_to_head
 from projectord.projectors import results
 from projectord.schema import execution_results, executions, host_perf_samples
+from projectord.server_settings import SettingsError, controller_group, prune_days
 from projectord.timestamps import format_db
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -274,3 +274,21 @@ def test_event_body_follows_the_wire_contract():
         "event_record_id": f"agent_offline:{millis}",
         "payload": {"last_heartbeat": "2026-11-22T11:50:00.123456Z", "threshold_secs": 120},
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "group"),
+    [
+        (None, None),
+        (b"{}", None),
+        (b'{"controller_group": ""}', None),
+        (b'{"controller_group": "ops"}', "ops"),
+    ],
+)
+def test_controller_group_from_server_settings(raw, group):
+    assert controller_group(raw) == group
+
+
+def test_bad_controller_group_names_the_field():
+    with pytest.raises(SettingsError, match="controller_group"):
+        controller_group(b'{"controller_group": ["ops"]}')

@@ -404,3 +404,40 @@ async def test_marks_of_a_large_fleet_are_read_in_one_pass(rig, js):
     await rig.tick(at(9, 1), rig.new_scheduler())  # restarted: nothing cached
     assert rig.fires()[-1][1:3] == ("skipped", "every eligible PC has a dispatch in flight")
     assert await exec_messages(js) == 100
+
+
+# --------------------------------------------------------------------------- controller tier
+
+
+async def test_controller_jobs_run_only_on_alive_controller_members(rig, js, db_path):
+    await rig.job(tier="controller")
+    await rig.mirror("schedules", {"nightly": calendar()})
+    await rig.mirror("agent_groups", {"pc-2": {"groups": ["ctl"]}, "pc-9": {"groups": ["ctl"]}})
+    await rig.agents("pc-1", "pc-2", "pc-3")  # pc-9 is a controller but offline
+    settings = await js.key_value("server_settings")
+
+    await rig.tick(at(8, 0))
+    await rig.tick(at(9, 0))  # no controller_group yet: refused
+    assert rig.fires()[-1][1:3] == (
+        "skipped",
+        "controller-tier job: no controller_group in server settings",
+    )
+
+    await settings.put("settings", b'{"controller_group": "ctl"}')
+    await rig.tick(at(9, 0, day=1))
+    assert rig.fires()[-1][1] == "fired"
+    assert (await last_command(js, "commands.pc.pc-2"))["id"] == "inv-hw"
+    assert await exec_messages(js) == 1  # only pc-2: no commands.all
+    assert query(db_path, "SELECT target_count FROM executions") == [(1,)]
+
+
+async def test_controller_jobs_refuse_rollouts(rig, js):
+    await rig.job(tier="controller")
+    await (await js.key_value("server_settings")).put("s", b'{"controller_group": "ctl"}')
+    rollout = {"waves": [{"group": "ctl", "delay": "0s"}]}
+    await rig.mirror("schedules", {"nightly": calendar(rollout=rollout)})
+    await rig.agents("pc-1")
+    await rig.tick(at(8, 0))
+    await rig.tick(at(9, 0))
+    assert rig.fires()[-1][1:3] == ("skipped", "controller-tier job: rollouts are refused")
+    assert await exec_messages(js) == 0

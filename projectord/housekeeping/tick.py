@@ -25,8 +25,8 @@ from sqlalchemy import Column, Table
 
 from ..database import Writer
 from ..schema import agents
+from ..server_settings import prune_days, read_settings_value
 from ..timestamps import format_db, utc_now
-from .agent_prune import prune_days, read_settings_value
 from .expiry import expire_pending, reap_orphans
 from .retention import cutoffs, delete_oldest
 from .watchdog import Watchdog, read_heartbeats

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from ..database import Writer
 from ..schema import kv_mirror_status
+from ..server_settings import controller_group, read_settings_value
 from ..timestamps import format_wire, parse_rfc3339, utc_now
 from .calendar_fires import fires_between
 from .dedup import (
@@ -218,12 +219,7 @@ class Scheduler:
         ):
             if reason:
                 raise Skip(reason)
-        manifest = await self._job(s.job_id)
-        if manifest.controller:
-            # Controller-tier targeting (scheduler.md 8) is not built yet; refusing
-            # is the spec's own failure direction for a controller job.
-            raise Skip("controller-tier jobs are not dispatched by this scheduler yet")
-        return manifest
+        return await self._job(s.job_id)
 
     async def _job(self, job_id: str) -> Manifest:
         try:
@@ -264,10 +260,9 @@ class Scheduler:
         try:
             manifest = await self._gates(s, now)
             deadline = latest + s.starting_deadline if s.starting_deadline else None
-            heartbeats, groups = await self._fleet()
-            expected = resolve_target(s.target, heartbeats, groups, now)
+            target, expected, _roster = await self._targets(s, manifest, now)
             fired = await self.dispatcher.dispatch(
-                s, manifest, s.target, len(expected), now, deadline, with_waves=True
+                s, manifest, target, len(expected), now, deadline, with_waves=True
             )
         except Skip as skip:
             await self._decide(s, latest, "skipped", str(skip))
@@ -291,8 +286,7 @@ class Scheduler:
 
     async def _reconcile(self, s: Schedule, trigger: Reconcile, now: datetime) -> None:
         manifest = await self._gates(s, now)
-        heartbeats, groups = await self._fleet()
-        expected = resolve_target(s.target, heartbeats, groups, now)
+        target, expected, roster = await self._targets(s, manifest, now)
         cooldown = trigger.cooldown
         since = now - cooldown if cooldown else None
         completions = await self.writer.read(read_completions, s.job_id, since)
@@ -326,7 +320,6 @@ class Scheduler:
             )
             await self._write_marks([mark_key_pc(s.id, pc) for pc in eligible], now)
         else:
-            roster = resolve_target(s.target, heartbeats, groups, now, alive_only=False)
             if not target_armed(roster, completions, cooldown, now):
                 raise Skip("target already succeeded")
             if not expected:
@@ -336,10 +329,39 @@ class Scheduler:
             if mark is not None and now - mark < window:
                 raise Skip("previous dispatch still in flight")
             fired = await self.dispatcher.dispatch(
-                s, manifest, s.target, len(expected), now, self._deadline(s, now), with_waves=True
+                s, manifest, target, len(expected), now, self._deadline(s, now), with_waves=True
             )
             await self._write_marks([key], now)
         await self._decide(s, now, "fired", None, fired)
+
+    async def _targets(
+        self, s: Schedule, manifest: Manifest, now: datetime
+    ) -> tuple[Target, list[str], list[str]]:
+        """(what to dispatch to, the alive PCs expected, the roster incl. offline PCs).
+
+        A controller-tier job runs only on alive members of ServerSettings'
+        ``controller_group`` (scheduler.md 8), addressed as explicit PCs; every
+        doubt (no group, unreadable settings, a rollout, nobody left) refuses.
+        """
+        heartbeats, groups = await self._fleet()
+        expected = resolve_target(s.target, heartbeats, groups, now)
+        roster = resolve_target(s.target, heartbeats, groups, now, alive_only=False)
+        if not manifest.controller:
+            return s.target, expected, roster
+        if s.waves:
+            raise Skip("controller-tier job: rollouts are refused")
+        try:
+            group = controller_group(await read_settings_value(self.js))
+        except Exception as exc:
+            raise Skip(f"controller-tier job: server settings unreadable ({exc})") from None
+        if group is None:
+            raise Skip("controller-tier job: no controller_group in server settings")
+        members = set(resolve_target(Target(groups=(group,)), heartbeats, groups, now))
+        requested = members if s.target.all else set(expected)
+        pcs = sorted(requested & members)
+        if not pcs:
+            raise Skip(f"controller-tier job: no alive member of {group} in the target")
+        return Target(pcs=tuple(pcs)), pcs, roster
 
     @staticmethod
     def _deadline(s: Schedule, now: datetime) -> datetime | None:
