@@ -107,6 +107,13 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
     "scheduler": (
         Key("enabled", bool, True, "Fire schedules from KV (only the DB lock holder runs)."),
         Key(
+            "signing_key_file",
+            str,
+            "",
+            "Ed25519 private key (PEM) that signs every Command; empty: unsigned.",
+        ),
+        Key("signing_kid", str, "", "Key id sent with each signature (Kanade-Sig-Kid)."),
+        Key(
             "catch_up_grace_s",
             int,
             0,
@@ -314,7 +321,18 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         )
     if nats["creds"] and not Path(nats["creds"]).expanduser().is_file():
         raise ConfigError(f"nats.creds: file {nats['creds']!r} does not exist")
+    _check_signing(values["scheduler"])
     return Settings(values, source, tuple(used))
+
+
+def _check_signing(scheduler: Mapping[str, Any]) -> None:
+    """A half-configured or unreadable signing key is a start-up error (wire-contract 6.8.1)."""
+    from .scheduler.signing import SigningKeyError, signer_from_options
+
+    try:
+        signer_from_options(scheduler["signing_key_file"], scheduler["signing_kid"])
+    except SigningKeyError as exc:
+        raise ConfigError(f"scheduler.signing_key_file: {exc}") from None
 
 
 def _mask_url_credentials(value: str) -> str:

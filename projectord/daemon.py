@@ -30,6 +30,7 @@ from .kv_mirror import MIRRORED_BUCKETS, KvMirror
 from .manifest_timeouts import ManifestTimeouts
 from .migrations import upgrade_to_head
 from .projectors import CORE, JETSTREAM
+from .scheduler.signing import signer_from_options
 from .scheduler.tick import Scheduler
 from .scheduler.waves import WaveSender
 from .timestamps import utc_now
@@ -154,9 +155,14 @@ class Daemon:
             loops.append(("broker_status", status.run))
             scheduler = self.settings.section("scheduler")
             if scheduler["enabled"]:
-                self.scheduler = Scheduler(js, writer, scheduler, self.stop)
+                signer = signer_from_options(
+                    scheduler["signing_key_file"], scheduler["signing_kid"]
+                )
+                log.info("command_signing", key=signer.identity if signer else None)
+                self.scheduler = Scheduler(js, writer, scheduler, self.stop, signer=signer)
                 loops.append(("scheduler", self.scheduler.run))
-                loops.append(("rollout_waves", WaveSender(js, writer, self.stop).run))
+                waves = WaveSender(js, writer, self.stop, signer=signer)
+                loops.append(("rollout_waves", waves.run))
             housekeeping = self.settings.section("housekeeping")
             if housekeeping["enabled"]:
                 self.housekeeping = Housekeeping(

@@ -32,6 +32,7 @@ from .commands import Fire, audit_body, command_body, subjects_for
 from .manifest import Manifest
 from .records import insert_execution
 from .schedule import Schedule, Target
+from .signing import Signer
 
 log = structlog.get_logger("projectord.scheduler")
 
@@ -72,9 +73,10 @@ def _queue_waves(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 class Dispatcher:
-    def __init__(self, js: JetStreamContext, writer: Writer) -> None:
+    def __init__(self, js: JetStreamContext, writer: Writer, signer: Signer | None = None) -> None:
         self.js = js
         self.writer = writer
+        self.signer = signer
 
     async def _script_digest(self, manifest: Manifest) -> str | None:
         if not manifest.script_object:
@@ -96,7 +98,9 @@ class Dispatcher:
         futures: list[tuple[str, asyncio.Future[Any]]] = []
         try:
             for subject, body in messages:
-                futures.append((subject, await self.js.publish_async(subject, body, wait_stall=30)))
+                headers = self.signer.headers(body) if self.signer else None
+                future = await self.js.publish_async(subject, body, wait_stall=30, headers=headers)
+                futures.append((subject, future))
             acks = await asyncio.wait_for(
                 asyncio.gather(*(f for _, f in futures), return_exceptions=True), PUBLISH_TIMEOUT_S
             )

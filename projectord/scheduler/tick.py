@@ -55,6 +55,7 @@ from .records import (
     set_decided_through,
 )
 from .schedule import Schedule, ScheduleError, Target, parse_schedule
+from .signing import Signer
 from .targets import read_groups, read_heartbeats, resolve_target
 from .triggers import AgentEvent, Calendar, Reconcile
 
@@ -87,13 +88,14 @@ class Scheduler:
         options: Mapping[str, Any],
         stop: asyncio.Event,
         clock: Callable[[], datetime] = utc_now,
+        signer: Signer | None = None,
     ) -> None:
         self.js = js
         self.writer = writer
         self.stop = stop
         self.clock = clock
         self.grace = timedelta(seconds=options["catch_up_grace_s"])
-        self.dispatcher = Dispatcher(js, writer)
+        self.dispatcher = Dispatcher(js, writer, signer)
         self.running: dict[str, asyncio.Task[None]] = {}
         self._marks: Any = None
         self._fleet_read: asyncio.Future[Any] | None = None

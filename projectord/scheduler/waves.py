@@ -18,6 +18,7 @@ from sqlalchemy import Connection, delete, select
 from ..database import Writer
 from ..schema import pending_waves
 from ..timestamps import format_db, utc_now
+from .signing import Signer
 
 log = structlog.get_logger("projectord.scheduler")
 
@@ -48,7 +49,9 @@ class WaveSender:
         stop: asyncio.Event,
         interval_s: float = 5.0,
         clock: Callable[[], datetime] = utc_now,
+        signer: Signer | None = None,
     ) -> None:
+        self.signer = signer
         self.js = js
         self.writer = writer
         self.stop = stop
@@ -68,7 +71,9 @@ class WaveSender:
         sent = 0
         for wave_id, subject, body, exec_id in await self.writer.read(due_waves, self.clock()):
             try:
-                await self.js.publish(subject, body)
+                # Signed now, with the real send time.
+                headers = self.signer.headers(body) if self.signer else None
+                await self.js.publish(subject, body, headers=headers)
             except Exception as exc:
                 log.warning("wave_publish_failed", exec_id=exec_id, subject=subject, error=str(exc))
                 continue
