@@ -9,6 +9,7 @@ import pytest
 from projectord.scheduler.calendar_fires import OneShot, Repeating, WhenError
 from projectord.scheduler.dedup import (
     eligible_pcs,
+    in_flight_count,
     mark_key_pc,
     mark_key_target,
     suppression_window,
@@ -141,3 +142,12 @@ def test_mark_keys_are_length_prefixed():
     # Lengths are in bytes, so ids with dots cannot collide.
     assert mark_key_pc("a.1", "b") != mark_key_pc("a", "1.b")
     assert mark_key_pc("é", "x") == "pc.2.é.1.x"
+
+
+def test_in_flight_counts_started_and_dispatched_but_not_finished():
+    mark = NOW - timedelta(minutes=5)
+    dispatched = {"waiting": mark, "started": mark, "failed-since": mark, "done-before": mark}
+    last_finished = {"failed-since": NOW - timedelta(minutes=1), "done-before": mark - H6}
+    running = {"started", "other-schedule"}
+    # started + other-schedule (running) + waiting + done-before (finished before the mark)
+    assert in_flight_count(running, dispatched, last_finished) == 4

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import nats.js.errors
 import pytest
-from harness import query, wait_until
+from harness import query, spawn_projectord, wait_until
 from sqlalchemy import insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -441,3 +443,45 @@ async def test_controller_jobs_refuse_rollouts(rig, js):
     await rig.tick(at(9, 0))
     assert rig.fires()[-1][1:3] == ("skipped", "controller-tier job: rollouts are refused")
     assert await exec_messages(js) == 0
+
+
+async def test_max_concurrent_counts_dispatched_pcs_that_have_not_started(rig, js):
+    await rig.mirror("schedules", {"baseline": per_pc(constraints={"max_concurrent": 2})})
+    rig.now = at(9, 0)
+    await rig.agents("pc-1", "pc-2", "pc-3")
+    await rig.tick(at(9, 0))  # pc-1 and pc-2 dispatched, still sleeping their jitter
+    await rig.tick(at(9, 1))
+    assert rig.fires()[-1][1:3] == ("skipped", "max_concurrent reached (2 in flight)")
+    assert await exec_messages(js) == 2
+
+
+async def test_two_projectords_on_one_database_fire_once(nats_server, js, db_path, tmp_path):
+    """Only the holder of the database lock runs the scheduler: the second refuses to start."""
+    await ensure_resources(js)
+    await (await js.key_value("jobs")).put("inv-hw", json.dumps(JOB).encode())
+    schedule = {
+        "id": "s",
+        "when": {"per_target": "once"},
+        "job_id": "inv-hw",
+        "target": {"pcs": ["pc-1"]},
+    }
+    await (await js.key_value("schedules")).put("s", json.dumps(schedule).encode())
+    config = tmp_path / "with-scheduler.toml"
+    config.write_text("[housekeeping]\nenabled = false\n")
+    first = spawn_projectord(nats_server, db_path, "--config", str(config))
+
+    def fired() -> bool:
+        try:
+            return bool(query(db_path, "SELECT outcome FROM schedule_fires"))
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return False
+
+    try:
+        await wait_until(fired, 30)
+        second = spawn_projectord(nats_server, db_path, "--config", str(config))
+        assert second.wait(30) == 1
+        assert query(db_path, "SELECT outcome FROM schedule_fires") == [("fired",)]
+        assert query(db_path, "SELECT COUNT(*) FROM executions") == [(1,)]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0

@@ -71,6 +71,21 @@ def unsuppressed(
     return [pc for pc in pcs if (mark := marks.get(pc)) is None or now - mark >= window]
 
 
+def in_flight_count(
+    running: set[str], dispatched: Mapping[str, datetime], last_finished: Mapping[str, datetime]
+) -> int:
+    """PCs busy with the job: a run started and not finished, or dispatched (a mark
+    inside the suppression window) and not yet finished since. The original counted
+    only started runs, so PCs still sleeping their jitter let the cap overshoot.
+    """
+    waiting = {
+        pc
+        for pc, mark in dispatched.items()
+        if (done := last_finished.get(pc)) is None or done < mark
+    }
+    return len(running | waiting)
+
+
 def within_cap(pcs: Sequence[str], max_concurrent: int | None, in_flight: int) -> list[str]:
     """The first ``max_concurrent - in_flight`` PCs; all of them without a cap."""
     if max_concurrent is None:

@@ -149,10 +149,22 @@ def read_completions(conn: Connection, job_id: str, since: datetime | None) -> d
     return {pc: parse_rfc3339(at) for pc, at in conn.execute(stmt)}
 
 
-def count_in_flight(conn: Connection, job_id: str) -> int:
+def job_run_state(conn: Connection, job_id: str) -> tuple[set[str], dict[str, datetime]]:
+    """PCs with a run of ``job_id`` in flight, and each PC's latest finish of it."""
     r = execution_results.c
-    stmt = select(func.count()).where(r.job_id == job_id, r.finished_at.is_(None))
-    return conn.execute(stmt).scalar_one()
+    unfinished = {
+        pc
+        for (pc,) in conn.execute(
+            select(r.pc_id).where(r.job_id == job_id, r.finished_at.is_(None)).distinct()
+        )
+    }
+    stmt = (
+        select(r.pc_id, func.max(r.finished_at))
+        .where(r.job_id == job_id, r.finished_at.is_not(None))
+        .group_by(r.pc_id)
+    )
+    finished = {pc: parse_rfc3339(at) for pc, at in conn.execute(stmt)}
+    return unfinished, finished
 
 
 def insert_execution(

@@ -32,6 +32,7 @@ from ..timestamps import format_wire, parse_rfc3339, utc_now
 from .calendar_fires import fires_between
 from .dedup import (
     eligible_pcs,
+    in_flight_count,
     mark_key_pc,
     mark_key_target,
     mark_prefix_pc,
@@ -45,8 +46,8 @@ from .gates import active_reason, constraints_reason, freeze_reason
 from .manifest import Manifest, ManifestError, parse_manifest
 from .records import (
     clear_rejects,
-    count_in_flight,
     decided_through,
+    job_run_state,
     read_bucket,
     read_completions,
     read_value,
@@ -302,12 +303,13 @@ class Scheduler:
             marks = await self._read_marks(
                 [mark_key_pc(s.id, pc) for pc in eligible], mark_prefix_pc(s.id)
             )
-            eligible = unsuppressed(
-                eligible, {pc: marks[mark_key_pc(s.id, pc)] for pc in eligible}, window, now
-            )
+            pc_marks = {pc: marks[mark_key_pc(s.id, pc)] for pc in eligible}
+            dispatched = {pc: m for pc, m in pc_marks.items() if m and now - m < window}
+            eligible = unsuppressed(eligible, pc_marks, window, now)
             if not eligible:
                 raise Skip("every eligible PC has a dispatch in flight")
-            in_flight = await self.writer.read(count_in_flight, s.job_id)
+            running, last_finished = await self.writer.read(job_run_state, s.job_id)
+            in_flight = in_flight_count(running, dispatched, last_finished)
             eligible = within_cap(eligible, s.max_concurrent, in_flight)
             if not eligible:
                 raise Skip(f"max_concurrent reached ({in_flight} in flight)")
