@@ -485,3 +485,36 @@ async def test_two_projectords_on_one_database_fire_once(nats_server, js, db_pat
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(30) == 0
+
+
+async def test_ticks_of_one_schedule_never_overlap(rig, js):
+    await rig.mirror("schedules", {"nightly": calendar(starting_deadline="30m")})
+    await rig.agents("pc-1")
+    await rig.tick(at(8, 59))
+    # Hold the 09:00 dispatch as a slow broker would, past the next minute's tick.
+    release = asyncio.Event()
+    dispatch = rig.scheduler.dispatcher.dispatch
+
+    async def slow_dispatch(*args, **kwargs):
+        await release.wait()
+        return await dispatch(*args, **kwargs)
+
+    rig.scheduler.dispatcher.dispatch = slow_dispatch
+    rig.now = at(9, 0)
+    await rig.scheduler.tick(rig.now)
+    await asyncio.sleep(0.2)
+    rig.now = at(9, 1)
+    await rig.scheduler.tick(rig.now)  # the 09:00 tick is still sending
+    release.set()
+    await rig.scheduler.settle()
+    outcomes = sorted((f[1], f[2]) for f in rig.fires())
+    assert outcomes == [("fired", None), ("skipped", "previous tick still running")]
+    assert await exec_messages(js) == 1
+
+
+async def test_schedules_that_run_on_the_agent_are_not_fired(rig, js):
+    await rig.mirror("schedules", {"nightly": calendar(runs_on="agent")})
+    await rig.agents("pc-1")
+    await rig.tick(at(8, 59))
+    await rig.tick(at(9, 0))
+    assert rig.fires() == [] and await exec_messages(js) == 0
