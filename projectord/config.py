@@ -38,7 +38,13 @@ class Key:
 
     def expected(self) -> str:
         """A human description of an acceptable value, for error messages."""
-        noun = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+        noun = {
+            int: "an integer",
+            float: "a number",
+            str: "a string",
+            bool: "true or false",
+            dict: "a table",
+        }
         desc = noun[self.kind]
         if self.choices:
             desc = "one of " + ", ".join(repr(c) for c in self.choices)
@@ -202,7 +208,7 @@ class Settings:
     def with_db(self, path: str) -> Settings:
         """A copy with the database file replaced (the ``--db`` option)."""
         values = {k: dict(v) for k, v in self.values.items()}
-        values["database"]["path"] = _validate(_key("database", "path"), path, "--db")
+        values["database"]["path"] = validate_key(_key("database", "path"), path, "--db")
         return Settings(values, self.source, self.env_used)
 
 
@@ -210,7 +216,7 @@ def _key(section: str, name: str) -> Key:
     return next(k for k in SCHEMA[section] if k.name == name)
 
 
-def _validate(key: Key, value: Any, where: str) -> Any:
+def validate_key(key: Key, value: Any, where: str) -> Any:
     """Return ``value`` coerced to the key's type, or raise ConfigError naming ``where``.
 
     The offending value is quoted in the message, except for secrets.
@@ -245,24 +251,27 @@ def _check(key: Key, value: Any, where: str) -> Any:
 
 def _from_env(key: Key, raw: str, var: str) -> Any:
     if key.kind is str:
-        return _validate(key, raw, f"environment variable {var}")
+        return validate_key(key, raw, f"environment variable {var}")
     try:
         parsed: Any = key.kind(raw)
     except ValueError:
         expected = key.expected()
         raise ConfigError(f"environment variable {var}: expected {expected}, got {raw!r}") from None
-    return _validate(key, parsed, f"environment variable {var}")
+    return validate_key(key, parsed, f"environment variable {var}")
 
 
-def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Load and validate the configuration.
+def read_sections(
+    path: str | Path | None,
+    env: Mapping[str, str],
+    schema: Mapping[str, tuple[Key, ...]],
+    foreign: tuple[str, ...],
+    overrides: Mapping[str, tuple[str, str]],
+) -> tuple[dict[str, dict[str, Any]], str, tuple[str, ...]]:
+    """Read and check the TOML file against ``schema``; apply ``overrides`` from env.
 
-    ``path`` (or ``$KANADE_CONFIG``) names a TOML file; without either, defaults
-    apply. Environment overrides win over the file. Raises ConfigError naming the
-    key and what was expected.
+    Sections in ``foreign`` belong to the other process sharing the file and are
+    not read. Returns (values per section, source, environment variables used).
     """
-    env = os.environ if env is None else env
-    path = path or env.get(CONFIG_ENV) or None
     raw: dict[str, Any] = {}
     source = "defaults"
     if path:
@@ -279,36 +288,50 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {source}: not valid TOML: {exc}") from None
 
-    values: dict[str, dict[str, Any]] = {}
     for section, items in raw.items():
-        if section in FOREIGN_SECTIONS:
+        if section in foreign:
             continue
-        if section not in SCHEMA:
-            known = ", ".join(f"[{s}]" for s in (*SCHEMA, *FOREIGN_SECTIONS))
+        if section not in schema:
+            known = ", ".join(f"[{s}]" for s in (*schema, *foreign))
             raise ConfigError(f"{source}: unknown section [{section}]; expected one of {known}")
         if not isinstance(items, dict):
             raise ConfigError(f"{source}: key '{section}' must be a table [{section}]")
-        names = {k.name for k in SCHEMA[section]}
+        names = {k.name for k in schema[section]}
         for name in items:
             if name not in names:
                 raise ConfigError(
                     f"{source}: unknown key '{section}.{name}'; "
                     f"expected one of: {', '.join(sorted(names))}"
                 )
-    for section, keys in SCHEMA.items():
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in schema.items():
         given = raw.get(section, {})
         values[section] = {
-            k.name: _validate(k, given[k.name], f"config key '{section}.{k.name}'")
+            k.name: validate_key(k, given[k.name], f"config key '{section}.{k.name}'")
             if k.name in given
             else k.default
             for k in keys
         }
 
     used = []
-    for var, (section, name) in ENV_OVERRIDES.items():
+    for var, (section, name) in overrides.items():
         if var in env and env[var] != "":
-            values[section][name] = _from_env(_key(section, name), env[var], var)
+            key = next(k for k in schema[section] if k.name == name)
+            values[section][name] = _from_env(key, env[var], var)
             used.append(var)
+    return values, source, tuple(used)
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load and validate projectord's configuration.
+
+    ``path`` (or ``$KANADE_CONFIG``) names a TOML file; without either, defaults
+    apply. Environment overrides win over the file. Raises ConfigError naming the
+    key and what was expected.
+    """
+    env = os.environ if env is None else env
+    path = path or env.get(CONFIG_ENV) or None
+    values, source, used = read_sections(path, env, SCHEMA, FOREIGN_SECTIONS, ENV_OVERRIDES)
 
     nats = values["nats"]
     if bool(nats["user"]) != bool(nats["password"]):
@@ -322,7 +345,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     if nats["creds"] and not Path(nats["creds"]).expanduser().is_file():
         raise ConfigError(f"nats.creds: file {nats['creds']!r} does not exist")
     _check_signing(values["scheduler"])
-    return Settings(values, source, tuple(used))
+    return Settings(values, source, used)
 
 
 def _check_signing(scheduler: Mapping[str, Any]) -> None:

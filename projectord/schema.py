@@ -398,3 +398,41 @@ pending_waves = Table(
     Index("idx_pending_waves_due", "due_at"),
     sqlite_autoincrement=True,
 )
+
+# --- read-side helpers for apiserver ---------------------------------------------
+
+# Fleet-wide host perf per minute, kept by the host_perf projector in the same
+# transaction as the samples, so /api/perf/fleet over 24 h reads 1,440 rows
+# instead of every sample of 30,000 PCs. Per metric: sum and count of the
+# non-NULL values (for the average) and the maximum.
+ROLLUP_METRICS = (
+    "cpu_pct",
+    "mem_used_bytes",
+    "disk_read_bytes_per_sec",
+    "disk_written_bytes_per_sec",
+    "net_rx_bytes_per_sec",
+    "net_tx_bytes_per_sec",
+)
+host_perf_rollup = Table(
+    "host_perf_rollup",
+    metadata,
+    Column("bucket_at", Timestamp, primary_key=True),  # start of the UTC minute
+    Column("samples", Integer, nullable=False),
+    *(
+        Column(f"{metric}_{part}", kind)
+        for metric in ROLLUP_METRICS
+        for part, kind in (("sum", Real), ("count", Integer), ("max", Real))
+    ),
+)
+
+# Which streams, KV buckets and object stores exist on the broker, for
+# /api/jetstream/status and /api/health/fleet (apiserver cannot ask the broker).
+broker_resources = Table(
+    "broker_resources",
+    metadata,
+    Column("kind", Text, nullable=False),  # "stream", "kv" or "object_store"
+    Column("name", Text, nullable=False),
+    Column("present", Integer, nullable=False),
+    Column("observed_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("kind", "name", name="pk_broker_resources"),
+)

@@ -60,3 +60,22 @@ async def projectord_factory(nats_server: NatsServer, db_path: Path):
 @pytest.fixture
 async def projectord(projectord_factory):
     return await projectord_factory()
+
+
+@pytest.fixture
+def api_db(db_path: Path):
+    """A migrated, empty database and the read-write engine to seed it with."""
+    from api_harness import migrated
+
+    engine = migrated(db_path)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+async def api(api_db, db_path: Path):
+    """An authenticated client of an app over ``api_db``; the clock is api_harness.NOW."""
+    from api_harness import client
+
+    async with client(db_path) as c:
+        yield c

@@ -47,6 +47,8 @@ BOOKKEEPING_TABLES = (
     "scheduler_rejects",
     "schedule_calendar_state",
     "pending_waves",
+    "host_perf_rollup",
+    "broker_resources",
 )
 
 # (name, declared type, NOT NULL, position in the primary key) per projection-semantics 12.

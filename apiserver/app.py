@@ -1,0 +1,137 @@
+"""The Starlette application: routes from every resource module, JSON errors.
+
+Nothing here writes: the database is opened read-only (:mod:`readonly_db`) and
+there is no broker connection. Every error under ``/api`` is JSON, including
+unknown routes, which the original answered with the SPA's HTML.
+"""
+
+from __future__ import annotations
+
+import importlib
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from projectord.timestamps import utc_now
+
+from .auth.identity import Authenticator
+from .auth.sessions import SessionCodec
+from .auth.throttle import LoginThrottle
+from .config import ApiSettings
+from .endpoint import CompactJSON, Endpoint, NotFound, handle
+from .openapi import openapi_document
+from .params import ParamError
+from .readonly_db import DatabaseUnavailable, ReadDatabase
+
+log = structlog.get_logger("apiserver")
+
+# One module per resource under apiserver/routes, each exporting ENDPOINTS.
+RESOURCES = (
+    "auth",
+    "version",
+    "health",
+    "jetstream",
+    "agents",
+    "perf",
+    "processes",
+    "results",
+    "executions",
+    "audit",
+    "obs_events",
+    "schedules",
+    "jobs",
+    "projector_status",
+    "rejects",
+)
+
+
+def all_endpoints() -> list[Endpoint]:
+    """Every endpoint of every resource module, in a stable order."""
+    endpoints: list[Endpoint] = []
+    for name in RESOURCES:
+        endpoints.extend(importlib.import_module(f"apiserver.routes.{name}").ENDPOINTS)
+    return endpoints
+
+
+async def _param_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ParamError)
+    body = {"error": str(exc), "parameter": exc.name, "expected": exc.expected}
+    return CompactJSON(body, status_code=400)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return CompactJSON({"error": str(exc) or "not found"}, status_code=404)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database_unavailable", path=request.url.path, error=str(exc))
+    return CompactJSON({"error": f"database unavailable: {exc}"}, status_code=503)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/") or request.url.path == "/api":
+        message = "no such API route" if exc.status_code == 404 else exc.detail
+        return CompactJSON({"error": message}, status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("request_failed", path=request.url.path)
+    return CompactJSON({"error": "internal error"}, status_code=500)
+
+
+async def _health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def create_app(
+    settings: ApiSettings,
+    clock: Callable[[], datetime] = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The app for ``settings``; ``clock`` is what "now" means to every query."""
+    api = settings.api
+    endpoints = all_endpoints()
+    document = openapi_document(endpoints)
+
+    async def openapi(request: Request) -> Response:
+        return CompactJSON(document)
+
+    routes = [Route("/health", _health), Route("/api/openapi.json", openapi)]
+    routes += [Route(e.path, handle(e), methods=[e.method]) for e in endpoints]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ParamError: _param_error,
+            NotFound: _not_found,
+            DatabaseUnavailable: _unavailable,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    secret = api["session_secret"] or secrets.token_urlsafe(32)
+    sessions = SessionCodec(secret, api["session_max_age_s"], api["cookie_secure"])
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.auth = Authenticator(api, sessions)
+    app.state.throttle = LoginThrottle(monotonic)
+    app.state.db = ReadDatabase(
+        settings.db_path, api["db_connections"], settings.section("database")["busy_timeout_ms"]
+    )
+    app.state.endpoints = endpoints
+    return app
+
+
+def describe(app: Starlette) -> dict[str, Any]:
+    """What the app serves, for the start-up log line."""
+    return {"routes": len(app.state.endpoints), "db": str(app.state.db.path)}

@@ -1,0 +1,1 @@
+"""Who is asking: dashboard sessions, service tokens, login throttling."""

@@ -1,0 +1,186 @@
+"""apiserver's configuration: the shared TOML file, its own ``[apiserver]`` section.
+
+The file format, the ``[database]`` and ``[log]`` sections and the error
+messages are projectord's (:mod:`projectord.config`); projectord's own sections
+are skipped here as ``[apiserver]`` is skipped there. apiserver reads no broker
+settings: it has no broker connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from projectord.config import CONFIG_ENV, SCHEMA, ConfigError, Key, read_sections, validate_key
+
+ROLES = ("viewer", "operator", "admin")
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _bind(value: str) -> str | None:
+    try:
+        parse_bind(value)
+    except ValueError:
+        return "HOST:PORT, e.g. '127.0.0.1:8080' or '[::1]:8080'"
+    return None
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    """``"host:port"`` (IPv6 in brackets) as (host, port); ValueError when malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(value)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def _entries(value: dict, what: str, fields: dict[str, str]) -> str | None:
+    """Check a table of named entries; each a table with exactly ``fields``."""
+    for name, entry in value.items():
+        if not _ACCOUNT_NAME.fullmatch(name):
+            return f"{what} names of letters, digits and _.@- (got {name!r})"
+        if not isinstance(entry, dict) or set(entry) != set(fields):
+            keys = ", ".join(fields)
+            return f"{what} '{name}' as a table with exactly the keys {keys}"
+        for key, rule in fields.items():
+            if rule == "role" and entry[key] not in ROLES:
+                return f"{what} '{name}': role one of {', '.join(ROLES)}"
+            if rule == "argon2id" and not str(entry[key]).startswith("$argon2id$"):
+                return f"{what} '{name}': an argon2id hash from 'apiserver hash-password'"
+            if rule == "sha256" and not _SHA256_HEX.fullmatch(str(entry[key])):
+                return f"{what} '{name}': 64 lowercase hex digits from 'apiserver new-token'"
+    return None
+
+
+def _accounts(value: dict) -> str | None:
+    return _entries(value, "account", {"password_hash": "argon2id", "role": "role"})
+
+
+def _tokens(value: dict) -> str | None:
+    return _entries(value, "token", {"sha256": "sha256", "role": "role"})
+
+
+API_SECTION: tuple[Key, ...] = (
+    Key("bind", str, "127.0.0.1:8080", "Address apiserver listens on.", check=_bind),
+    Key(
+        "auth_disabled",
+        bool,
+        False,
+        "Serve every request as admin without login; refused unless bound to loopback.",
+    ),
+    Key(
+        "session_secret",
+        str,
+        "",
+        "Key signing session cookies (env KANADE_API_SESSION_SECRET); empty: a random "
+        "key per start, so a restart logs everyone out.",
+        secret=True,
+    ),
+    Key("session_max_age_s", int, 43200, "Lifetime of a login session.", 60, 2592000),
+    Key(
+        "cookie_secure",
+        bool,
+        False,
+        "Mark the session cookie Secure (set it when serving over HTTPS).",
+    ),
+    Key(
+        "stale_after_s",
+        float,
+        300.0,
+        "/api/health/ready fails when the projection is older than this.",
+        1,
+        86400,
+    ),
+    Key("db_connections", int, 8, "Read connections to the database.", 1, 64),
+    Key(
+        "accounts",
+        dict,
+        {},
+        "Dashboard users: [apiserver.accounts.NAME] with password_hash and role.",
+        check=_accounts,
+    ),
+    Key(
+        "tokens",
+        dict,
+        {},
+        "Service tokens: [apiserver.tokens.NAME] with sha256 and role.",
+        check=_tokens,
+    ),
+)
+
+API_SCHEMA: dict[str, tuple[Key, ...]] = {
+    "database": SCHEMA["database"],
+    "log": SCHEMA["log"],
+    "apiserver": API_SECTION,
+}
+# projectord's sections; apiserver does not read them.
+FOREIGN = tuple(s for s in SCHEMA if s not in API_SCHEMA)
+API_ENV_OVERRIDES = {
+    "KANADE_DB": ("database", "path"),
+    "KANADE_API_SESSION_SECRET": ("apiserver", "session_secret"),
+}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Validated apiserver configuration."""
+
+    values: Mapping[str, Mapping[str, Any]]
+    source: str = "defaults"
+    env_used: tuple[str, ...] = field(default_factory=tuple)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        return self.values[name]
+
+    @property
+    def api(self) -> Mapping[str, Any]:
+        return self.values["apiserver"]
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.values["database"]["path"]).expanduser()
+
+    def replace(self, section: str, **changes: Any) -> ApiSettings:
+        """A copy with keys of one section changed, validated like the file's."""
+        values = {k: dict(v) for k, v in self.values.items()}
+        for name, value in changes.items():
+            key = next(k for k in API_SCHEMA[section] if k.name == name)
+            values[section][name] = validate_key(key, value, f"--{name.replace('_', '-')}")
+        return _checked(ApiSettings(values, self.source, self.env_used))
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _checked(settings: ApiSettings) -> ApiSettings:
+    host, _ = parse_bind(settings.api["bind"])
+    if settings.api["auth_disabled"] and not is_loopback(host):
+        raise ConfigError(
+            f"apiserver.auth_disabled: allowed only when bound to loopback, "
+            f"but apiserver.bind is {settings.api['bind']!r}"
+        )
+    return settings
+
+
+def load_api_settings(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> ApiSettings:
+    """Load apiserver's configuration; ConfigError names the key and what was expected."""
+    env = os.environ if env is None else env
+    path = path or env.get(CONFIG_ENV) or None
+    values, source, used = read_sections(path, env, API_SCHEMA, FOREIGN, API_ENV_OVERRIDES)
+    return _checked(ApiSettings(values, source, used))
