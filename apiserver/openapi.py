@@ -44,7 +44,7 @@ def _parameter(p: Param) -> dict[str, Any]:
     return {
         "name": p.name,
         "in": p.where,
-        "required": p.where == "path",
+        "required": p.where == "path" or p.required,
         "description": description,
         "schema": param_schema(p),
     }

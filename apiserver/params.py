@@ -55,6 +55,7 @@ class Param:
     choices: Mapping[str, str] | None = None
     pattern: str | None = None
     where: str = "query"  # or "path"
+    required: bool = False
 
     def expected(self) -> str:
         """What an acceptable value looks like, for error messages and docs."""
@@ -157,6 +158,8 @@ def parse_params(request: Request, params: tuple[Param, ...]) -> dict[str, Any]:
             values = request.query_params.getlist(p.name)
             raw = values[-1] if values else None
         if raw is None or (raw.strip() == "" and p.where == "query"):
+            if p.required:
+                raise ParamError(p.name, f"{p.expected()} (required)")
             out[p.name] = p.default
         else:
             out[p.name] = p.parse(raw)

@@ -1,15 +1,18 @@
-"""Snapshots of the streams and of our durable consumers, for ``/api/projector/status``.
+"""Snapshots of the broker for apiserver, which has no broker connection.
 
-apiserver cannot ask the broker, so every ``interval_s`` projectord writes each
-stream's size and sequence range and each projector durable's pending count,
-ack floor and redeliveries. Rows of streams or durables that no longer exist
-are removed, so the table never shows a stale consumer as healthy.
+Every ``interval_s`` projectord writes each stream's size and sequence range,
+each projector durable's pending count, ack floor and redeliveries (for
+``/api/projector/status``), and whether every stream, KV bucket and object store
+the read API probes exists (for ``/api/jetstream/status`` and
+``/api/health/fleet``). Rows of streams or durables that no longer exist are
+removed, so the tables never show a stale consumer as healthy.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -21,10 +24,83 @@ from sqlalchemy.dialects.sqlite import insert
 from .broker_resources import STREAMS
 from .database import Writer
 from .projectors.contract import JetStreamProjector
-from .schema import broker_consumers, broker_streams
+from .schema import broker_consumers, broker_resources, broker_streams
 from .timestamps import now_db
 
 log = structlog.get_logger("projectord.broker_status")
+
+# What the read API reports on (api.md 3.2, the /api/jetstream/status list; the
+# /api/health/fleet probes are a subset). projectord creates only some of them
+# (broker_resources.py); the others belong to other parts of kanade.
+PROBED_STREAMS = ("INVENTORY", "RESULTS", "EXEC", "EVENTS", "AUDIT", "OBS_EVENTS", "NOTIFICATIONS")
+PROBED_KV = (
+    "script_current",
+    "script_status",
+    "agents_state",
+    "agent_config",
+    "agent_groups",
+    "agent_groups_derived",
+    "agent_meta",
+    "group_contacts",
+    "schedules",
+    "jobs",
+    "fleet_config",
+    "notifications_read",
+    "jobs_yaml",
+    "schedules_yaml",
+)
+PROBED_OBJECT_STORES = ("agent_releases", "app_packages", "scripts", "result_output", "collections")
+
+
+def probed_resources() -> list[tuple[str, str, str]]:
+    """(kind, name, backing stream) of every resource recorded in ``broker_resources``.
+
+    A KV bucket ``X`` is the stream ``KV_X``; an object store ``Y`` is ``OBJ_Y``.
+    """
+    return [
+        *(("stream", name, name) for name in PROBED_STREAMS),
+        *(("kv", name, f"KV_{name}") for name in PROBED_KV),
+        *(("object_store", name, f"OBJ_{name}") for name in PROBED_OBJECT_STORES),
+    ]
+
+
+async def list_streams(js: JetStreamContext) -> dict[str, Any]:
+    """Every stream of the account by name, with its info, from the paged listing.
+
+    One request per 256 streams (the server's page size) instead of one per
+    resource probed.
+    """
+    infos: dict[str, Any] = {}
+    offset = 0
+    while True:
+        page = await js.streams_info_iterator(offset=offset)
+        batch = list(page)
+        infos.update((info.config.name, info) for info in batch)
+        offset += len(batch)
+        if not batch or offset >= page.total:
+            return infos
+
+
+def resource_rows(stream_names: Container[str], observed_at: str) -> list[dict[str, Any]]:
+    """One ``broker_resources`` row per probed resource: present iff its stream exists."""
+    return [
+        {
+            "kind": kind,
+            "name": name,
+            "present": int(stream in stream_names),
+            "observed_at": observed_at,
+        }
+        for kind, name, stream in probed_resources()
+    ]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Rows for ``broker_streams``, ``broker_consumers`` and ``broker_resources``."""
+
+    streams: list[dict[str, Any]]
+    consumers: list[dict[str, Any]]
+    resources: list[dict[str, Any]]
 
 
 def stream_row(info: Any, observed_at: str) -> dict[str, Any]:
@@ -53,23 +129,18 @@ def consumer_row(info: Any, observed_at: str) -> dict[str, Any]:
     }
 
 
-async def take_snapshot(
-    js: JetStreamContext, projectors: Sequence[JetStreamProjector]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(stream rows, consumer rows) as the broker reports them now."""
+async def take_snapshot(js: JetStreamContext, projectors: Sequence[JetStreamProjector]) -> Snapshot:
+    """Stream, consumer and resource rows as the broker reports them now."""
     observed_at = now_db()
-    streams, consumers = [], []
-    for spec in STREAMS:
-        try:
-            streams.append(stream_row(await js.stream_info(spec.name), observed_at))
-        except NotFoundError:
-            continue
+    listed = await list_streams(js)
+    streams = [stream_row(listed[s.name], observed_at) for s in STREAMS if s.name in listed]
+    consumers = []
     for p in projectors:
         try:
             consumers.append(consumer_row(await js.consumer_info(p.stream, p.durable), observed_at))
         except NotFoundError:
             continue
-    return streams, consumers
+    return Snapshot(streams, consumers, resource_rows(listed, observed_at))
 
 
 def _upsert(table: Any, keys: list[str]) -> Any:
@@ -82,12 +153,12 @@ def _upsert(table: Any, keys: list[str]) -> Any:
 
 _STREAMS_UPSERT = _upsert(broker_streams, ["stream"])
 _CONSUMERS_UPSERT = _upsert(broker_consumers, ["stream", "durable"])
+_RESOURCES_UPSERT = _upsert(broker_resources, ["kind", "name"])
 
 
-def write_snapshot(
-    conn: Connection, streams: list[dict[str, Any]], consumers: list[dict[str, Any]]
-) -> None:
-    """Replace the status tables' contents with one snapshot."""
+def write_snapshot(conn: Connection, snapshot: Snapshot) -> None:
+    """Replace the status tables' contents with one snapshot (in the caller's transaction)."""
+    streams, consumers, resources = snapshot.streams, snapshot.consumers, snapshot.resources
     if streams:
         conn.execute(_STREAMS_UPSERT, streams)
     conn.execute(
@@ -98,6 +169,13 @@ def write_snapshot(
     present = [(c["stream"], c["durable"]) for c in consumers]
     pair = tuple_(broker_consumers.c.stream, broker_consumers.c.durable)
     conn.execute(delete(broker_consumers).where(pair.not_in(present)))
+    if resources:
+        conn.execute(_RESOURCES_UPSERT, resources)
+    # Rows of names no longer probed (an older release's list) would be reported forever.
+    kinds = tuple_(broker_resources.c.kind, broker_resources.c.name)
+    conn.execute(
+        delete(broker_resources).where(kinds.not_in([(r["kind"], r["name"]) for r in resources]))
+    )
 
 
 class BrokerStatus:
@@ -120,8 +198,8 @@ class BrokerStatus:
     async def run(self) -> None:
         while not self.stop.is_set():
             try:
-                streams, consumers = await take_snapshot(self.js, self.projectors)
-                await self.writer.transaction(write_snapshot, streams, consumers)
+                snapshot = await take_snapshot(self.js, self.projectors)
+                await self.writer.transaction(write_snapshot, snapshot)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker may be restarting; try again later

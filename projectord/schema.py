@@ -61,6 +61,7 @@ agents = Table(
     Column("nats_user_since", Text),
     Column("command_protocols", Text),
     Index("idx_agents_heartbeat", text("last_heartbeat DESC")),
+    Index("idx_agents_updated", text("updated_at DESC"), text("pc_id DESC")),
 )
 
 execution_results = Table(
@@ -101,6 +102,12 @@ execution_results = Table(
         sqlite_where=text("job_id IS NOT NULL"),
     ),
     Index("idx_results_pc_recorded", "pc_id", text("recorded_at DESC")),
+    Index(
+        "idx_results_job_recorded",
+        "job_id",
+        text("recorded_at DESC"),
+        sqlite_where=text("job_id IS NOT NULL"),
+    ),
     Index("idx_results_request", "request_id"),
     Index("idx_results_started_result", text("started_at DESC"), text("result_id DESC")),
     Index("idx_results_recorded", "recorded_at"),

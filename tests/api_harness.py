@@ -41,11 +41,14 @@ def migrated(db_path: Path) -> Engine:
 
 
 def seed(engine: Engine, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` into ``table`` in one transaction."""
+    """Insert ``rows`` into ``table`` in one transaction, in order.
+
+    Rows may name different columns; omitted ones take their defaults.
+    """
     rows = list(rows)
-    if rows:
-        with engine.begin() as conn:
-            conn.execute(insert(table), rows)
+    with engine.begin() as conn:
+        for row in rows:
+            conn.execute(insert(table).values(**row))
 
 
 def api_settings(db_path: Path, **api: Any) -> ApiSettings:

@@ -151,7 +151,11 @@ SPEC_COLUMNS = {
 # Explicit indexes per table: name -> (key columns with DESC flag, unique, WHERE or None).
 D = True  # DESC
 SPEC_INDEXES = {
-    "agents": {"idx_agents_heartbeat": ([("last_heartbeat", D)], False, None)},
+    "agents": {
+        "idx_agents_heartbeat": ([("last_heartbeat", D)], False, None),
+        # Ours (0005): the API's agents page.
+        "idx_agents_updated": ([("updated_at", D), ("pc_id", D)], False, None),
+    },
     "execution_results": {
         "idx_results_exec_recorded": (
             [("exec_id", False), ("recorded_at", D)],
@@ -174,6 +178,12 @@ SPEC_INDEXES = {
             [("parent_result_id", False)],
             False,
             "parent_result_id IS NOT NULL",
+        ),
+        # Ours (0005): a schedule's last run and recent counts.
+        "idx_results_job_recorded": (
+            [("job_id", False), ("recorded_at", D)],
+            False,
+            "job_id IS NOT NULL",
         ),
     },
     "executions": {

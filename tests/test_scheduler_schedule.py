@@ -73,6 +73,8 @@ def test_rollout_waves():
         ({"job_id": ""}, "job_id"),
         ({"when": {"calendar": {"at": "25:00"}}}, r"when\.calendar\.at"),
         ({"tz": "Moon/Base"}, "tz"),
+        ({"tz": 5}, "tz"),
+        ({"tz": ["utc"]}, "tz"),
         ({"runs_on": "cloud"}, "runs_on"),
         ({"enabled": "yes"}, "enabled"),
         ({"jitter": "5 parsecs"}, "jitter"),
@@ -93,7 +95,7 @@ def test_errors_name_the_field(change, field):
         parse({**FULL, **change}, key="nightly-inventory")
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[]", b'"x"'])
+@pytest.mark.parametrize("raw", [b"not json", b"[]", b'"x"', b"[" * 100_000 + b"]" * 100_000])
 def test_not_an_object(raw):
     with pytest.raises(ScheduleError, match="JSON"):
         parse_schedule("s", raw)

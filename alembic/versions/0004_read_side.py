@@ -42,6 +42,16 @@ def upgrade() -> None:
         *columns,
         sa.PrimaryKeyConstraint("bucket_at"),
     )
+    # Fill the rollup from the samples already stored, so the fleet chart of an
+    # upgraded database is not empty until new samples arrive.
+    sums = ", ".join(f"SUM({m}), COUNT({m}), MAX({m})" for m in METRICS)
+    names = ", ".join(f"{m}_sum, {m}_count, {m}_max" for m in METRICS)
+    op.execute(
+        f"INSERT INTO host_perf_rollup (bucket_at, samples, {names}) "
+        # The minute of "YYYY-MM-DDTHH:MM:SS.ffffff+00:00": seconds and fraction zeroed.
+        f"SELECT substr(at, 1, 17) || '00.000000' || substr(at, 27), COUNT(*), {sums} "
+        "FROM host_perf_samples GROUP BY substr(at, 1, 16)"
+    )
     op.create_table(
         "broker_resources",
         sa.Column("kind", sa.Text(), nullable=False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -13,6 +14,7 @@ from ..endpoint import CompactJSON, Endpoint
 from ..openapi_types import obj, string
 
 MAX_BODY = 4096  # bytes of a login request
+log = structlog.get_logger("apiserver.auth")
 
 
 def _bad(message: str, status: int = 400) -> CompactJSON:
@@ -37,6 +39,7 @@ async def login(request: Request, args: dict[str, Any]) -> Any:
     address = request.client.host if request.client else "unknown"
     wait = state.throttle.retry_after(user, address)
     if wait is not None:
+        log.warning("login_throttled", user=user, address=address, retry_after_s=wait)
         return CompactJSON(
             {"error": "too many failed logins; try again later"},
             status_code=429,
@@ -46,9 +49,11 @@ async def login(request: Request, args: dict[str, Any]) -> Any:
     stored = account["password_hash"] if account else None
     if not await run_in_threadpool(verify_password, stored, password) or account is None:
         state.throttle.failed(user, address)
+        log.warning("login_failed", user=user, address=address)
         # Same answer for an unknown user and a wrong password.
         return _bad("invalid user name or password", 401)
     state.throttle.succeeded(user)
+    log.info("login", user=user, role=account["role"], address=address)
     response = CompactJSON({"username": user, "role": account["role"]})
     state.auth.sessions.set(response, user)
     return response

@@ -21,6 +21,7 @@ from ..schema import (
     audit_log,
     execution_results,
     executions,
+    host_perf_rollup,
     host_perf_samples,
     obs_events,
     process_perf_samples,
@@ -40,6 +41,8 @@ class Retention:
 
 RETENTION = (
     Retention(host_perf_samples, host_perf_samples.c.at, "host_perf_days"),
+    # The fleet's per-minute rollup of those samples lives as long as they do.
+    Retention(host_perf_rollup, host_perf_rollup.c.bucket_at, "host_perf_days"),
     Retention(process_perf_samples, process_perf_samples.c.at, "process_perf_days"),
     Retention(obs_events, obs_events.c.at, "obs_events_days"),
     Retention(execution_results, execution_results.c.recorded_at, "results_days"),

@@ -51,7 +51,7 @@ def parse_manifest(job_id: str, raw: bytes | str) -> Manifest:
     """The manifest stored under ``job_id``, or ManifestError saying what is wrong."""
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ManifestError(f"value is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ManifestError("value must be a JSON object")

@@ -139,7 +139,7 @@ def parse_schedule(key: str, raw: bytes | str) -> Schedule:
     """The schedule stored under ``key``, or ScheduleError saying what is wrong."""
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ScheduleError(f"value is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ScheduleError("value must be a JSON object")
@@ -152,8 +152,11 @@ def parse_schedule(key: str, raw: bytes | str) -> Schedule:
         trigger = parse_when(body.get("when"))
     except WhenError as exc:
         raise ScheduleError(str(exc)) from None
+    tz = body.get("tz") or "local"
+    if not isinstance(tz, str):
+        raise ScheduleError(f"tz: expected 'local', 'utc' or an IANA zone name, got {tz!r}")
     try:
-        zone = resolve_zone(body.get("tz") or "local")
+        zone = resolve_zone(tz)
     except (ZoneError, TypeError) as exc:
         raise ScheduleError(f"tz: {exc}") from None
     runs_on = body.get("runs_on", "backend")
