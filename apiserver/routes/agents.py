@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,10 +32,10 @@ from projectord.schema import agents
 
 from ..agent_rows import AGENT_ROW, COLUMNS, agent_row
 from ..endpoint import CompactJSON, Endpoint, NotFound, database, now
+from ..online_rule import ONLINE_WINDOW
 from ..openapi_types import array, integer, obj, string
 from ..params import Param, ParamError, db_time
 
-ONLINE_WINDOW = timedelta(minutes=2)  # api.md §1: the online rule
 CANDIDATES = 10_000  # rows the regex filters examine at most
 ID_CHUNK = 500  # ids per IN (...) query, well under SQLite's bound-variable limit
 

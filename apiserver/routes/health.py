@@ -29,13 +29,13 @@ from projectord.schema import (
 )
 
 from ..endpoint import CompactJSON, Endpoint, database, now
+from ..online_rule import ONLINE_WINDOW
 from ..openapi_types import array, boolean, integer, mapping, number, obj, string, timestamp
 from ..params import Param, db_time
 from ..readonly_db import DatabaseUnavailable
 from ..wire_time import api_time, api_time_of
 from .jetstream import present_resources
 
-ONLINE_WINDOW = timedelta(minutes=2)  # api.md 1: the online rule
 RECENT_HOURS = 24
 
 # api.md 3.2: the resources /api/health/fleet requires (a subset of what
