@@ -144,6 +144,11 @@ class Param:
         return decode_cursor(raw, self.name)
 
 
+def regex_param(name: str, what: str) -> Param:
+    """An RE2 filter parameter searched in ``what`` (blank means no filter)."""
+    return Param(name, "regex", f"RE2 pattern searched in {what} (unanchored; blank: no filter).")
+
+
 def parse_params(request: Request, params: tuple[Param, ...]) -> dict[str, Any]:
     """Every declared parameter by name: parsed value, or its default when absent.
 

@@ -34,7 +34,7 @@ from ..agent_rows import AGENT_ROW, COLUMNS, agent_row
 from ..endpoint import CompactJSON, Endpoint, NotFound, database, now
 from ..online_rule import ONLINE_WINDOW
 from ..openapi_types import array, integer, obj, string
-from ..params import Param, ParamError, db_time
+from ..params import Param, ParamError, db_time, regex_param
 
 CANDIDATES = 10_000  # rows the regex filters examine at most
 ID_CHUNK = 500  # ids per IN (...) query, well under SQLite's bound-variable limit
@@ -365,21 +365,12 @@ async def agent_detail(request: Request, args: dict[str, Any]) -> Any:
     return row
 
 
-def _regex(name: str, what: str) -> Param:
-    return Param(
-        name,
-        "regex",
-        f"RE2 pattern searched in {what} (unanchored; a missing value matches as empty; "
-        "blank: no filter).",
-    )
-
-
 _META_HELP = "Agent metadata filters need the agent_meta mirror (a later phase): refused with 400."
 
 LIST_PARAMS = (
-    _regex("q", "the PC id or the hostname"),
-    _regex("user", "the last logon user or its display name"),
-    _regex("version", "the agent version"),
+    regex_param("q", "the PC id or the hostname (a missing one matches as empty)"),
+    regex_param("user", "the last logon user or its display name (a missing one matches as empty)"),
+    regex_param("version", "the agent version (a missing one matches as empty)"),
     Param(
         "quarantined",
         "string",

@@ -19,7 +19,7 @@ from projectord.schema import audit_log
 from ..endpoint import CompactJSON, Endpoint, database
 from ..keyset import CURSOR_HELP, NEXT_CURSOR, NEXT_CURSOR_HELP
 from ..openapi_types import any_json, array, integer, obj, string, timestamp
-from ..params import Param, db_time
+from ..params import Param, db_time, regex_param
 from ..regex_filter import matches
 from ..stored_json import decode_or_none
 from ..time_id_cursor import CURSOR_PATTERN, TimeIdKey, after, cursor_key, next_cursor_headers
@@ -135,10 +135,6 @@ AUDIT_ROW = obj(
 )
 
 
-def _regex(name: str, what: str) -> Param:
-    return Param(name, "regex", f"RE2 pattern searched in {what} (unanchored; blank: no filter).")
-
-
 PARAMS = (
     Param(
         "limit",
@@ -148,10 +144,10 @@ PARAMS = (
         minimum=1,
         maximum=MAX_LIMIT,
     ),
-    _regex("actor", "the actor"),
-    _regex("action", "the action"),
-    _regex("target", "the target (a missing one matches as empty)"),
-    _regex("payload", "the payload's stored JSON text (a missing one matches as empty)"),
+    regex_param("actor", "the actor"),
+    regex_param("action", "the action"),
+    regex_param("target", "the target (a missing one matches as empty)"),
+    regex_param("payload", "the payload's stored JSON text (a missing one matches as empty)"),
     Param("since", "timestamp", "Only entries that occurred at or after this time."),
     Param(
         "cursor",

@@ -27,7 +27,7 @@ from ..keyset import (
     page_response,
 )
 from ..openapi_types import array, boolean, integer, obj, string, timestamp
-from ..params import Param, db_time
+from ..params import Param, db_time, regex_param
 from ..regex_filter import excerpt, matches
 from ..wire_time import api_time
 
@@ -292,10 +292,6 @@ DETAIL_ROW = obj(
 )
 
 
-def _regex(name: str, what: str) -> Param:
-    return Param(name, "regex", f"RE2 pattern searched in {what} (unanchored; blank: no filter).")
-
-
 LIST_PARAMS = (
     Param(
         "limit",
@@ -305,11 +301,11 @@ LIST_PARAMS = (
         minimum=1,
         maximum=MAX_LIMIT,
     ),
-    _regex("pc_id", "the PC id"),
-    _regex("job_id", "the job id (a missing one matches as empty)"),
-    _regex("exec_id", "the execution id (a missing one matches as empty)"),
-    _regex("stdout", "the full stdout; adds stdout_match"),
-    _regex("stderr", "the full stderr; adds stderr_match"),
+    regex_param("pc_id", "the PC id"),
+    regex_param("job_id", "the job id (a missing one matches as empty)"),
+    regex_param("exec_id", "the execution id (a missing one matches as empty)"),
+    regex_param("stdout", "the full stdout; adds stdout_match"),
+    regex_param("stderr", "the full stderr; adds stderr_match"),
     Param(
         "status",
         "enum",
