@@ -98,8 +98,12 @@ def create_app(
     settings: ApiSettings,
     clock: Callable[[], datetime] = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
+    throttle: LoginThrottle | None = None,
 ) -> Starlette:
-    """The app for ``settings``; ``clock`` is what "now" means to every query."""
+    """The app for ``settings``; ``clock`` is what "now" means to every query.
+
+    ``throttle`` is shared by the worker processes; by default the app has its own.
+    """
     api = settings.api
     endpoints = all_endpoints()
     document = openapi_document(endpoints)
@@ -124,7 +128,7 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.auth = Authenticator(api, sessions)
-    app.state.throttle = LoginThrottle(monotonic)
+    app.state.throttle = throttle or LoginThrottle(monotonic)
     app.state.db = ReadDatabase(
         settings.db_path, api["db_connections"], settings.section("database")["busy_timeout_ms"]
     )
@@ -132,6 +136,16 @@ def create_app(
     return app
 
 
-def describe(app: Starlette) -> dict[str, Any]:
-    """What the app serves, for the start-up log line."""
-    return {"routes": len(app.state.endpoints), "db": str(app.state.db.path)}
+def describe_settings(settings: ApiSettings) -> dict[str, Any]:
+    """What apiserver serves and how, for the start-up log line (no secrets)."""
+    api = settings.api
+    return {
+        "bind": api["bind"],
+        "workers": api["workers"],
+        "config": settings.source,
+        "auth": "disabled" if api["auth_disabled"] else "on",
+        "accounts": len(api["accounts"]),
+        "tokens": len(api["tokens"]),
+        "routes": len(all_endpoints()),
+        "db": str(settings.db_path),
+    }

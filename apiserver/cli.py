@@ -12,7 +12,11 @@ import asyncio
 import getpass
 import secrets
 import signal
+import socket
 import sys
+import time
+from functools import partial
+from typing import Any
 
 import structlog
 
@@ -22,6 +26,7 @@ from projectord.logconfig import configure_logging
 from .auth.identity import token_sha256
 from .auth.passwords import hash_password
 from .config import ApiSettings, load_api_settings, parse_bind
+from .workers import listening_sockets, run_workers, shared_throttle
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -78,18 +83,16 @@ def new_token_command() -> int:
     return EXIT_OK
 
 
-async def serve(settings: ApiSettings) -> None:
-    """Serve until SIGINT or SIGTERM, then finish in-flight requests and return."""
+async def serve(settings: ApiSettings, sock: socket.socket, throttle: Any = None) -> None:
+    """Serve on ``sock`` until SIGINT or SIGTERM, then finish in-flight requests."""
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
-    from .app import create_app, describe
+    from .app import create_app
 
-    log = structlog.get_logger("apiserver")
-    app = create_app(settings)
+    app = create_app(settings, throttle=throttle)
     config = Config()
-    host, port = parse_bind(settings.api["bind"])
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.bind = [f"fd://{sock.fileno()}"]
     config.accesslog = None
     config.loglevel = "WARNING"  # our own start line says where we listen
     config.graceful_timeout = 5.0
@@ -97,20 +100,43 @@ async def serve(settings: ApiSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info(
-        "apiserver_start",
-        bind=settings.api["bind"],
-        config=settings.source,
-        auth="disabled" if settings.api["auth_disabled"] else "on",
-        accounts=len(settings.api["accounts"]),
-        tokens=len(settings.api["tokens"]),
-        **describe(app),
-    )
     try:
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     finally:
         app.state.db.close()
+
+
+def serve_forever(settings: ApiSettings) -> int:
+    """Bind, then serve from ``[apiserver] workers`` processes until stopped.
+
+    Raises OSError when the address cannot be bound.
+    """
+    from .app import describe_settings
+
+    log = structlog.get_logger("apiserver")
+    if not settings.api["session_secret"]:
+        # Made before any fork, so every worker signs and reads with the same key.
+        settings = settings.replace("apiserver", session_secret=secrets.token_urlsafe(32))
+    sockets = listening_sockets(*parse_bind(settings.api["bind"]), settings.api["workers"])
+    log.info("apiserver_start", **describe_settings(settings))
+    try:
+        if len(sockets) == 1:
+            asyncio.run(serve(settings, sockets[0]))
+            return EXIT_OK
+        throttle, stop_throttle = shared_throttle(time.monotonic)
+        try:
+            return run_workers([partial(_serve_worker, settings, s, throttle) for s in sockets])
+        finally:
+            stop_throttle()
+    finally:
+        for sock in sockets:
+            sock.close()
         log.info("apiserver_stop")
+
+
+def _serve_worker(settings: ApiSettings, sock: socket.socket, throttle: Any) -> int:
+    asyncio.run(serve(settings, sock, throttle))
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,11 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             detail="sessions are signed with a random key; a restart logs every user out",
         )
     try:
-        asyncio.run(serve(settings))
+        return serve_forever(settings)
     except OSError as exc:
         print(f"apiserver: cannot serve on {settings.api['bind']}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    return EXIT_OK
 
 
 if __name__ == "__main__":

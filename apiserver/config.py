@@ -98,7 +98,15 @@ API_SECTION: tuple[Key, ...] = (
         1,
         86400,
     ),
-    Key("db_connections", int, 8, "Read connections to the database.", 1, 64),
+    Key(
+        "workers",
+        int,
+        1,
+        "Processes serving requests on the one address; more than one uses more cores.",
+        1,
+        64,
+    ),
+    Key("db_connections", int, 8, "Read connections to the database, per worker.", 1, 64),
     Key(
         "accounts",
         dict,

@@ -12,17 +12,26 @@ then every query raises :class:`DatabaseUnavailable`, which the app answers with
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
-from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
+
+
+# Every commit of projectord empties a reader's page cache at its next
+# transaction; through a memory map those pages are read again without a
+# system call or a copy each. Measured under the API benchmark: 570 against
+# 485 requests/s. The mapped pages are the OS's file cache, shared and
+# reclaimable, but they count in the process's RSS (as RssFile).
+MMAP_BYTES = 4 << 30
 
 
 class DatabaseUnavailable(Exception):
@@ -42,6 +51,7 @@ def connect_read_only(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         isolation_level=None,  # transactions are begun explicitly, below
     )
     conn.execute("PRAGMA query_only = ON")
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     return conn
 
 
@@ -58,6 +68,10 @@ class ReadDatabase:
             max_overflow=0,
             pool_pre_ping=False,
         )
+        # A thread per connection, so no query waits for a thread while a
+        # connection is free. A plain executor: anyio's thread pool, which
+        # Starlette offers, cost a sixth of the CPU of a hot request in locking.
+        self.threads = ThreadPoolExecutor(connections, thread_name_prefix="db")
 
         # SQLAlchemy's pysqlite dialect would otherwise issue BEGIN lazily per
         # statement; one snapshot per query function keeps multi-statement reads
@@ -80,8 +94,10 @@ class ReadDatabase:
             raise
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` on a worker thread."""
-        return await run_in_threadpool(self.query, fn, *args)
+        """Run ``fn(conn, *args)`` on one of the pool's threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.threads, self.query, fn, *args)
 
     def close(self) -> None:
+        self.threads.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()

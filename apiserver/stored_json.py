@@ -28,13 +28,18 @@ def _finite(text: str) -> float:
     return value
 
 
+# One decoder for every call: json.loads with options builds a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
 def decode_stored(stored: str | bytes | None) -> Any:
     """The JSON value of ``stored``; NULL is JSON null. Raises Undecodable."""
     if stored is None:
         return None
     try:
-        value = json.loads(stored, parse_constant=_no_constant, parse_float=_finite)
-        if "\\u" in (stored if isinstance(stored, str) else stored.decode("utf-8", "replace")):
+        text = stored if isinstance(stored, str) else stored.decode("utf-8")
+        value = _DECODER.decode(text)
+        if "\\u" in text:
             # An escaped lone surrogate decodes but cannot be written as UTF-8.
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, Unicode errors

@@ -117,14 +117,31 @@ def _online(since: str) -> ColumnElement[bool]:
     return agents.c.last_heartbeat >= since
 
 
-def _status_clause(status: str, since: str) -> ColumnElement[bool]:
-    if status == "online":
-        # likely(): most of a fleet is online, so walking the list order and
-        # filtering beats reading every online row from the heartbeat index and
-        # sorting them all (measured 3 ms against 16 ms on 30,000 agents).
-        return func.likely(_online(since))
+def _status_clause(status: str, since: str, common: bool = True) -> ColumnElement[bool]:
+    """Rows of ``status``; ``common`` tells SQLite whether many rows have it.
+
+    The hint picks the plan. For a common status, walking the list order and
+    filtering finds a page after a few rows; for a rare one (the online PCs of
+    an office fleet at night, the offline ones by day) that walk reads the
+    whole table, and reading the few matching rows from the heartbeat index
+    and sorting them is the fast plan. Measured on 30,000 agents: 0.1 ms
+    against 17 ms, each way round.
+    """
     # A PC that never sent a heartbeat is offline too.
-    return or_(agents.c.last_heartbeat.is_(None), agents.c.last_heartbeat < since)
+    clause = (
+        _online(since)
+        if status == "online"
+        else or_(agents.c.last_heartbeat.is_(None), agents.c.last_heartbeat < since)
+    )
+    return func.likely(clause) if common else func.unlikely(clause)
+
+
+def _is_common(matching: int, rows: int, wanted: int) -> bool:
+    """Whether walking the list order reads fewer rows than reading all ``matching``.
+
+    The walk reads about ``wanted * rows / matching`` rows to find ``wanted``.
+    """
+    return matching * matching >= wanted * rows
 
 
 def _quarantine_clause(version: str) -> ColumnElement[bool]:
@@ -135,13 +152,15 @@ def _quarantine_clause(version: str) -> ColumnElement[bool]:
     return case((func.json_valid(agents.c.quarantined_versions) == 1, contains), else_=false())
 
 
-def _filtered(stmt: Select[Any], query: AgentQuery, status: str | None) -> Select[Any]:
+def _filtered(
+    stmt: Select[Any], query: AgentQuery, status: str | None, common: bool = True
+) -> Select[Any]:
     """``stmt`` with the SQL-side filters; ``status`` is passed separately so the
     chip counts can be taken without it."""
     if query.quarantined is not None:
         stmt = stmt.where(_quarantine_clause(query.quarantined))
     if status is not None:
-        stmt = stmt.where(_status_clause(status, query.online_since))
+        stmt = stmt.where(_status_clause(status, query.online_since, common))
     return stmt
 
 
@@ -176,16 +195,21 @@ def _sql_counts(conn: Connection, query: AgentQuery) -> tuple[int, int]:
     return everyone, online
 
 
-def _sql_page(conn: Connection, query: AgentQuery) -> AgentPage:
-    stmt = _ordered(_filtered(select(*COLUMNS), query, query.status), query)
+def _sql_rows(conn: Connection, query: AgentQuery, common: bool) -> list[dict[str, Any]]:
+    stmt = _ordered(_filtered(select(*COLUMNS), query, query.status, common), query)
     stmt = stmt.limit(query.limit).offset(query.offset)
-    rows = [agent_row(r._mapping) for r in conn.execute(stmt).all()]
+    return [agent_row(r._mapping) for r in conn.execute(stmt).all()]
+
+
+def _sql_page(conn: Connection, query: AgentQuery) -> AgentPage:
     if query.limit is None:
+        rows = _sql_rows(conn, query, common=True)
         return AgentPage(rows, query.offset + len(rows))
     everyone, online = _sql_counts(conn, query)
     offline = everyone - online
     total = {None: everyone, "online": online, "offline": offline}[query.status]
-    return AgentPage(rows, total, online, offline)
+    common = _is_common(total, everyone, query.offset + query.limit)
+    return AgentPage(_sql_rows(conn, query, common), total, online, offline)
 
 
 def _matches(row: Any, patterns: dict[str, Any]) -> bool:

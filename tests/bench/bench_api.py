@@ -214,11 +214,14 @@ def client_process(base: str, paths: dict[str, str], clients: int, seconds: floa
     out.put(asyncio.run(run()))
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if found is None:
+        raise ValueError(f"wrk printed a latency this script cannot read: {text!r}")
+    value, unit = found.groups()
     return float(value) * _UNITS[unit]
 
 
@@ -253,8 +256,8 @@ def wrk_load(base: str, paths: dict[str, str], clients: int, seconds: float) -> 
     for name, proc in procs.items():
         text = proc.communicate()[0]
         requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
-        p50 = _ms(re.search(r"50%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
-        p99 = _ms(re.search(r"99%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
+        p50 = _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
+        p99 = _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
         if bad:
             print(f"{name}: {bad.group(1)} non-2xx answers", flush=True)
@@ -307,15 +310,14 @@ async def publish(url: str, rate: int, stop: asyncio.Event, counter: list[int]) 
 
 async def main(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    db = work / "backend.db"
+    db = args.db or work / "backend.db"
     now = datetime.now(UTC)
     started = time.monotonic()
-    subprocess.run(projectord_cmd("migrate", "--db", str(db)), check=True, capture_output=True)
-    seed(db, args.scale, now)
-    print(
-        f"seeded in {time.monotonic() - started:.0f} s: {db.stat().st_size / 2**20:.0f} MB",
-        flush=True,
-    )
+    if not db.exists():
+        subprocess.run(projectord_cmd("migrate", "--db", str(db)), check=True, capture_output=True)
+        seed(db, args.scale, now)
+        print(f"seeded in {time.monotonic() - started:.0f} s", flush=True)
+    print(f"database {db}: {db.stat().st_size / 2**20:.0f} MB", flush=True)
     server = NatsServer(work / "nats")
     server.start()
     procs: list[subprocess.Popen[bytes]] = []
@@ -324,7 +326,7 @@ async def main(args: argparse.Namespace) -> int:
         port = free_port()
         config.write_text(
             "[scheduler]\nenabled = false\n[housekeeping]\nenabled = false\n"
-            f'[apiserver]\nbind = "127.0.0.1:{port}"\n'
+            f'[apiserver]\nbind = "127.0.0.1:{port}"\nworkers = {args.workers}\n'
             f'[apiserver.tokens.bench]\nsha256 = "{token_sha256(TOKEN)}"\nrole = "viewer"\n'
         )
         procs.append(
@@ -411,6 +413,10 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=2000, help="messages/s written")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the data set")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--db", type=Path, help="a database seeded by an earlier run (kept with --keep) to reuse"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="apiserver worker processes")
     parser.add_argument(
         "--python-client", action="store_true", help="load with httpx even when wrk is installed"
     )
