@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from api_harness import seed, ts
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from apiserver.agent_rows import COLUMNS, agent_row, json_strings
 from apiserver.params import ParamError
@@ -603,3 +604,34 @@ async def test_openapi_declares_the_parameters_and_headers(api_db, api):
         "X-Offline-Count",
     }
     assert "404" in doc["paths"]["/api/agents/{pc_id}"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("status", "online", "index"),
+    [
+        # Few rows of the asked status: read them from the heartbeat index.
+        ("online", 3, "SEARCH agents USING INDEX idx_agents_heartbeat"),
+        ("offline", 397, "SEARCH agents USING INDEX idx_agents_heartbeat"),
+        # Many: walk the list order and stop after a page.
+        ("online", 397, "SCAN agents USING INDEX idx_agents_updated"),
+        ("offline", 3, "SCAN agents USING INDEX idx_agents_updated"),
+    ],
+)
+async def test_a_status_filter_reads_a_rare_status_from_the_heartbeat_index(
+    api_db, api, db_path, status, online, index
+):
+    beats = {True: ts(ONLINE_AGO), False: ts(OFFLINE_AGO)}
+    rows = [agent(f"PC-{i:03d}", i, last_heartbeat=beats[i < online]) for i in range(400)]
+    seed(api_db, agents, rows)
+    statements: list[str] = []
+    engine = api._transport.app.state.db.engine
+    event.listen(engine, "connect", lambda conn, _: conn.set_trace_callback(statements.append))
+
+    r = await api.get(f"/api/agents?limit=20&status={status}")
+
+    wanted = [row for row in rows if (row["last_heartbeat"] == beats[True]) == (status == "online")]
+    assert ids(r) == expected_order(wanted, "updated_at", True)[:20]
+    page = next(sql for sql in statements if "LIMIT" in sql)
+    with sqlite3.connect(db_path) as conn:
+        plan = " | ".join(step[3] for step in conn.execute("EXPLAIN QUERY PLAN " + page))
+    assert index in plan, plan

@@ -1,0 +1,138 @@
+"""apiserver as a real process with several workers on one port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from api_harness import migrated
+from harness import free_port
+
+from apiserver.auth.passwords import hash_password
+
+PASSWORD = "correct horse battery"
+
+
+def write_config(tmp_path: Path, port: int, workers: int) -> Path:
+    config = tmp_path / "kanade.toml"
+    config.write_text(
+        f'[database]\npath = "{tmp_path / "backend.db"}"\n'
+        f'[apiserver]\nbind = "127.0.0.1:{port}"\nworkers = {workers}\n'
+        f'[apiserver.accounts.ada]\npassword_hash = "{hash_password(PASSWORD)}"\n'
+        'role = "viewer"\n'
+    )
+    return config
+
+
+def start(config: Path, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apiserver", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "KANADE_CONFIG": "", "KANADE_API_SESSION_SECRET": ""},
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("apiserver did not start")
+
+
+def fresh_connection(port: int) -> httpx.Client:
+    # No keep-alive: every request is a new connection, which the kernel may
+    # hand to either worker.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", limits=limits)
+
+
+@pytest.fixture
+def two_workers(tmp_path):
+    migrated(tmp_path / "backend.db").dispose()
+    port = free_port()
+    proc = start(write_config(tmp_path, port, workers=2), port)
+    yield proc, port
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_two_workers_share_sessions_and_serve_on_one_port(two_workers):
+    proc, port = two_workers
+    children = psutil.Process(proc.pid).children()
+    # Two workers and the manager process that holds the shared login throttle.
+    assert len(children) == 3, [w.cmdline() for w in children]
+    before = {w.pid: sum(w.cpu_times()[:2]) for w in children}
+    with fresh_connection(port) as c:
+        login = c.post("/api/auth/login", json={"username": "ada", "password": PASSWORD})
+        assert login.status_code == 200
+        # The key was made before the fork: a cookie signed by one worker is
+        # read by the other.
+        answers = [c.get("/api/auth/me") for _ in range(300)]
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["username"] for a in answers} == {"ada"}
+    # Both workers answered some of the 300 connections.
+    busy = [w for w in children if sum(w.cpu_times()[:2]) - before[w.pid] >= 0.02]
+    assert len(busy) == 2, {w.pid: sum(w.cpu_times()[:2]) - before[w.pid] for w in children}
+
+
+def test_failed_logins_are_counted_across_workers(two_workers):
+    _, port = two_workers
+    with fresh_connection(port) as c:
+        codes = [
+            c.post("/api/auth/login", json={"username": "ada", "password": "wrong"}).status_code
+            for _ in range(5)
+        ]
+        locked = c.post("/api/auth/login", json={"username": "ada", "password": PASSWORD})
+    assert codes == [401] * 5
+    # Each worker alone saw only some of the five failures.
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 800
+
+
+def test_sigterm_stops_every_worker_cleanly(two_workers):
+    proc, _ = two_workers
+    children = psutil.Process(proc.pid).children()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "apiserver_stop" in out
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive
+
+
+def test_a_dead_worker_stops_the_server_with_failure(two_workers):
+    proc, _ = two_workers
+    worker = psutil.Process(proc.pid).children()[-1]
+    worker.kill()
+    out, _ = proc.communicate(timeout=20)
+    # Non-zero, so systemd's Restart=on-failure brings the whole server back.
+    assert proc.returncode == 1, out
+    assert "worker_died" in out
+
+
+def test_a_port_in_use_is_an_error_even_for_a_second_apiserver(two_workers, tmp_path):
+    _, port = two_workers
+    second = tmp_path / "second"
+    second.mkdir()
+    config = write_config(second, port, workers=2)
+    run = subprocess.run(
+        [sys.executable, "-m", "apiserver", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "KANADE_CONFIG": ""},
+    )
+    assert run.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in run.stderr
