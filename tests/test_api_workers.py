@@ -63,10 +63,21 @@ def two_workers(tmp_path):
     migrated(tmp_path / "backend.db").dispose()
     port = free_port()
     proc = start(write_config(tmp_path, port, workers=2), port)
+    children = psutil.Process(proc.pid).children()
     yield proc, port
     if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+        proc.terminate()
+        proc.wait(timeout=20)
+    psutil.wait_procs(children, timeout=10)
+
+
+def test_workers_die_with_a_killed_parent(two_workers):
+    proc, _ = two_workers
+    children = psutil.Process(proc.pid).children()
+    proc.kill()
+    proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [c.cmdline() for c in alive]
 
 
 def test_two_workers_share_sessions_and_serve_on_one_port(two_workers):
