@@ -15,6 +15,7 @@ worker lock the user out of all of them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -29,6 +30,7 @@ import structlog
 from .auth.throttle import LoginThrottle
 
 BACKLOG = 1024
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 log = structlog.get_logger("apiserver")
 
 
@@ -81,6 +83,19 @@ class _ThrottleManager(BaseManager):
 _ThrottleManager.register("LoginThrottle", LoginThrottle)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies, even by SIGKILL.
+
+    Without it, a killed parent left its workers serving (seen in tests).
+    Elsewhere nothing is done; the service manager stops the process group.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+
+
 def shared_throttle(clock: Callable[[], float]) -> tuple[Any, Callable[[], None]]:
     """A LoginThrottle living in a manager process, and the function stopping it.
 
@@ -88,7 +103,7 @@ def shared_throttle(clock: Callable[[], float]) -> tuple[Any, Callable[[], None]
     (``time.monotonic`` does: it is the system's monotonic clock).
     """
     manager = _ThrottleManager(ctx=multiprocessing.get_context("fork"))
-    manager.start()
+    manager.start(initializer=_die_with_parent)
     return manager.LoginThrottle(clock), manager.shutdown  # type: ignore[attr-defined]
 
 
@@ -102,7 +117,7 @@ def run_workers(serve_ones: list[Callable[[], int]]) -> int:
     """
     ctx = multiprocessing.get_context("fork")
     children = [
-        ctx.Process(target=_child, args=(serve_one,), name=f"apiserver-worker-{i + 1}")
+        ctx.Process(target=_child, args=(serve_one, os.getpid()), name=f"apiserver-worker-{i + 1}")
         for i, serve_one in enumerate(serve_ones)
     ]
     stopping = False
@@ -135,8 +150,11 @@ def run_workers(serve_ones: list[Callable[[], int]]) -> int:
             signal.signal(sig, handler)
 
 
-def _child(serve_one: Callable[[], int]) -> None:
+def _child(serve_one: Callable[[], int], parent: int) -> None:
     # The parent's handlers were inherited by the fork; the worker installs its own.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the request took effect
+        raise SystemExit(1)
     raise SystemExit(serve_one())
