@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import secrets
 import signal
 import socket
@@ -92,7 +93,9 @@ async def serve(settings: ApiSettings, sock: socket.socket, throttle: Any = None
 
     app = create_app(settings, throttle=throttle)
     config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
+    # hypercorn closes the socket it is given on stop; it gets its own
+    # descriptor so that closing ours afterwards does not fail.
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
     config.accesslog = None
     config.loglevel = "WARNING"  # our own start line says where we listen
     config.graceful_timeout = 5.0

@@ -60,9 +60,18 @@ def fresh_connection(port: int) -> httpx.Client:
 
 @pytest.fixture
 def two_workers(tmp_path):
+    yield from serving(tmp_path, workers=2)
+
+
+@pytest.fixture(params=[1, 2], ids=["1 worker", "2 workers"])
+def any_workers(tmp_path, request):
+    yield from serving(tmp_path, workers=request.param)
+
+
+def serving(tmp_path: Path, workers: int):
     migrated(tmp_path / "backend.db").dispose()
     port = free_port()
-    proc = start(write_config(tmp_path, port, workers=2), port)
+    proc = start(write_config(tmp_path, port, workers), port)
     children = psutil.Process(proc.pid).children()
     yield proc, port
     if proc.poll() is None:
@@ -112,10 +121,11 @@ def test_failed_logins_are_counted_across_workers(two_workers):
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 800
 
 
-def test_sigterm_stops_every_worker_cleanly(two_workers):
-    proc, _ = two_workers
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_stops_every_worker_cleanly(any_workers, sig):
+    proc, _ = any_workers
     children = psutil.Process(proc.pid).children()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert "apiserver_stop" in out
