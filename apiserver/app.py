@@ -27,6 +27,7 @@ from .auth.identity import Authenticator
 from .auth.sessions import SessionCodec
 from .auth.throttle import LoginThrottle
 from .config import ApiSettings
+from .dashboard import dashboard_routes
 from .endpoint import CompactJSON, Endpoint, NotFound, handle
 from .openapi import openapi_document
 from .params import ParamError
@@ -113,6 +114,7 @@ def create_app(
 
     routes = [Route("/health", _health), Route("/api/openapi.json", openapi)]
     routes += [Route(e.path, handle(e), methods=[e.method]) for e in endpoints]
+    routes += dashboard_routes()  # last: its catch-all answers the SPA's own paths
     app = Starlette(
         routes=routes,
         exception_handlers={

@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
+# The dashboard tests drive Debian's chromium (Playwright downloads no browser).
+if [ ! -x /usr/bin/chromium ]; then
+    as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $as_root apt-get update -qq
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

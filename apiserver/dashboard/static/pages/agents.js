@@ -1,0 +1,9 @@
+// Placeholder until the page is built: shows its title.
+
+import {h} from "../lib/dom.js";
+
+export const title = "Agents";
+
+export function render(view) {
+  view.root.append(h("h1", {class: "page-title"}, title));
+}
