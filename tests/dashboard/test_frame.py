@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from api_harness import NOW, api_settings
-from starlette.testclient import TestClient
 
 from apiserver.app import create_app
 from apiserver.dashboard import STATIC_DIR, AssetTable, hashed_name
@@ -18,15 +20,30 @@ from apiserver.dashboard import STATIC_DIR, AssetTable, hashed_name
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-@pytest.fixture
-def app(api_db, db_path: Path):
-    """A client without credentials: the dashboard's files need none.
+class SyncClient:
+    """GETs against the app in-process, each on its own thread and event loop.
 
-    Synchronous, as every dashboard test: once the browser runs, Playwright keeps an
+    Every dashboard test is synchronous: once the browser runs, Playwright keeps an
     event loop on the test thread.
     """
-    with TestClient(create_app(api_settings(db_path), clock=lambda: NOW)) as c:
-        yield c
+
+    def __init__(self, db_path: Path) -> None:
+        self.app = create_app(api_settings(db_path), clock=lambda: NOW)
+
+    async def _get(self, path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await c.get(path)
+
+    def get(self, path: str) -> httpx.Response:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self._get(path)).result()
+
+
+@pytest.fixture
+def app(api_db, db_path: Path) -> SyncClient:
+    """A client without credentials: the dashboard's files need none."""
+    return SyncClient(db_path)
 
 
 def import_map(html: str) -> dict[str, str]:
