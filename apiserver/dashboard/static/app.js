@@ -148,5 +148,11 @@ async function show() {
     },
   });
   state.view = view;
-  await module.render(view);
+  try {
+    await module.render(view);
+  } catch (err) {
+    if (seq !== state.seq) return;
+    console.error(err); // a page bug: fail the page, keep the frame usable
+    root.append(h("div", {class: "card card-error", role: "alert"}, `This page failed: ${err.message}`));
+  }
 }
