@@ -79,3 +79,9 @@ async def api(api_db, db_path: Path):
 
     async with client(db_path) as c:
         yield c
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last: once Playwright's browser is up it keeps an event
+    loop on the test thread, and the async tests after it could not start theirs."""
+    items.sort(key=lambda item: "tests/dashboard/" in item.nodeid.replace("\\", "/"))
