@@ -124,8 +124,7 @@ def serve_forever(settings: ApiSettings) -> int:
     log.info("apiserver_start", **describe_settings(settings))
     try:
         if len(sockets) == 1:
-            asyncio.run(serve(settings, sockets[0]))
-            return EXIT_OK
+            return _serve_worker(settings, sockets[0], None)
         throttle, stop_throttle = shared_throttle(time.monotonic)
         try:
             return run_workers([partial(_serve_worker, settings, s, throttle) for s in sockets])

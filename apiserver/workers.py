@@ -1,4 +1,4 @@
-"""Serving from several processes on one listening socket.
+"""Serving from several processes on one port.
 
 One Python process saturates one core well below what the dashboard's hot
 endpoints need under load (measured: about 380 requests/s with 50 clients

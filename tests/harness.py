@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 
 from projectord.config import load_settings
@@ -169,6 +170,25 @@ def spawn_projectord(
     full_env.pop("KANADE_CONFIG", None)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(projectord_cmd("run", *args), env=full_env, stdout=out, stderr=out)
+
+
+def apiserver_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "apiserver", *args]
+
+
+def wait_http_ok(url: str, proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``proc`` (its server) exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with status {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
 
 
 def query(db_path: Path, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:

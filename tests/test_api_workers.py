@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 from api_harness import migrated
-from harness import free_port
+from harness import apiserver_cmd, free_port, wait_http_ok
 
 from apiserver.auth.passwords import hash_password
 
@@ -33,22 +31,18 @@ def write_config(tmp_path: Path, port: int, workers: int) -> Path:
 
 def start(config: Path, port: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apiserver", "--config", str(config)],
+        apiserver_cmd("--config", str(config)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "KANADE_CONFIG": "", "KANADE_API_SESSION_SECRET": ""},
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[0]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("apiserver did not start")
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", proc)
+    except (AssertionError, TimeoutError):
+        proc.kill()
+        raise AssertionError(proc.communicate()[0]) from None
+    return proc
 
 
 def fresh_connection(port: int) -> httpx.Client:
@@ -149,7 +143,7 @@ def test_a_port_in_use_is_an_error_even_for_a_second_apiserver(two_workers, tmp_
     second.mkdir()
     config = write_config(second, port, workers=2)
     run = subprocess.run(
-        [sys.executable, "-m", "apiserver", "--config", str(config)],
+        apiserver_cmd("--config", str(config)),
         capture_output=True,
         text=True,
         timeout=20,

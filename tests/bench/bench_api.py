@@ -38,7 +38,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from harness import NatsServer, free_port, projectord_cmd, spawn_projectord  # noqa: E402
+from harness import (  # noqa: E402
+    NatsServer,
+    apiserver_cmd,
+    free_port,
+    projectord_cmd,
+    spawn_projectord,
+    wait_http_ok,
+)
 
 from apiserver.auth.identity import token_sha256  # noqa: E402
 from projectord.schema import ROLLUP_METRICS  # noqa: E402
@@ -346,21 +353,14 @@ async def main(args: argparse.Namespace) -> int:
         with open(work / "api.log", "ab") as log:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "apiserver", "--config", str(config), "--db", str(db)],
+                    apiserver_cmd("--config", str(config), "--db", str(db)),
                     stdout=log,
                     stderr=log,
                     env={**os.environ, "KANADE_CONFIG": ""},
                 )
             )
         base = f"http://127.0.0.1:{port}"
-        import httpx
-
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_http_ok(base + "/health", procs[-1])
         since = (now - timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
         paths = {k: v.format(since_24h=since, pc="PC-00042") for k, v in HOT.items()}
         stop = asyncio.Event()

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +34,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nats
 import pytest
-from harness import NatsServer, free_port, projectord_cmd, query, spawn_projectord
+from harness import (
+    NatsServer,
+    apiserver_cmd,
+    free_port,
+    projectord_cmd,
+    query,
+    spawn_projectord,
+    wait_http_ok,
+)
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
 
 from apiserver.auth.passwords import hash_password
@@ -248,18 +254,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         port = free_port()
         api_log = open(work / "apiserver.log", "ab")  # noqa: SIM115 - closed at teardown
         logs.append(api_log)
-        api_cmd = [str(Path(sys.executable).parent / "apiserver"), "--db", str(db)]
-        api_cmd += ["--config", str(_apiserver_config(work, port))]
+        api_cmd = apiserver_cmd("--db", str(db), "--config", str(_apiserver_config(work, port)))
         procs.append(subprocess.Popen(api_cmd, env=env, stdout=api_log, stderr=api_log))
         base_url = f"http://127.0.0.1:{port}"
-
-        def api_up() -> bool:
-            try:
-                return httpx.get(base_url + "/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        _wait("apiserver", api_up)
+        wait_http_ok(base_url + "/health", procs[-1], timeout=STARTUP_S)
         _wait(
             "every agent heartbeating",
             lambda: _count(db, "SELECT COUNT(*) FROM agents") >= AGENTS,
