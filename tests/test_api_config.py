@@ -54,6 +54,8 @@ role = "admin"
         ("[apiserver]\nport = 1\n", "unknown key 'apiserver.port'"),
         ('[apiserver]\nbind = "localhost"\n', "config key 'apiserver.bind': expected HOST:PORT"),
         ("[apiserver]\nsession_max_age_s = 5\n", "apiserver.session_max_age_s"),
+        ("[apiserver]\nworkers = 0\n", "apiserver.workers"),
+        ('[apiserver]\nworkers = "two"\n', "apiserver.workers"),
         ("[apiserver]\naccounts = 3\n", "apiserver.accounts': expected a table"),
         (
             '[apiserver.accounts.alice]\npassword_hash = "plain"\nrole = "viewer"\n',
