@@ -10,7 +10,8 @@ executions, audit); a calendar schedule that fires later (upcoming); a freeze.
 
 Fixtures:
 
-* ``live``: :class:`Live` (base URL, credentials, database path, ``query``).
+* ``live``: :class:`Live` (base URL, credentials, database path, ``query``, and the
+  broker's ``nats_url`` for a test module that publishes more).
 * ``browser``: the Debian chromium driven by Playwright (session).
 * ``page``: a logged-in page at 1280x800; console errors, page errors, failed
   requests and HTTP errors are collected and must be none at teardown (allow
@@ -108,6 +109,7 @@ class Live:
     db_path: Path
     work: Path
     agents: int
+    nats_url: str
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -294,7 +296,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "perf history",
             lambda: _count(db, "SELECT COUNT(*) FROM host_perf_samples") >= AGENTS * 40,
         )
-        yield Live(base_url, USERNAME, PASSWORD, db, work, AGENTS)
+        yield Live(base_url, USERNAME, PASSWORD, db, work, AGENTS, server.url)
     finally:
         for proc in reversed(procs):
             _stop(proc)
