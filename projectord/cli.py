@@ -46,10 +46,34 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", parents=[common], help="run the projectors (the default)")
     sub.add_parser("migrate", parents=[common], help="upgrade the database to head and exit")
     dev = sub.add_parser(
-        "dev", parents=[common], help="run with an embedded nats-server, state under ./var"
+        "dev",
+        parents=[common],
+        help="run the whole stack locally: broker, projectord, apiserver, simulated fleet",
     )
     dev.add_argument("--state-dir", default="var", metavar="DIR", help="default: ./var")
-    dev.add_argument("--nats-port", type=int, default=4222, metavar="PORT", help="default: 4222")
+    dev.add_argument(
+        "--nats-port", type=_port, default=4222, metavar="PORT", help="embedded broker (4222)"
+    )
+    dev.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="use this broker instead of an embedded one; credentials from KANADE_NATS_*."
+        " No simulated fleet or sample schedules unless --agents / --samples ask for them",
+    )
+    dev.add_argument(
+        "--http-port", type=_port, default=8080, metavar="PORT", help="dashboard and API (8080)"
+    )
+    dev.add_argument(
+        "--agents",
+        type=_count,
+        metavar="N",
+        help="simulated PCs (default 300 on the embedded broker; 0 for none)",
+    )
+    dev.add_argument(
+        "--samples",
+        action=argparse.BooleanOptionalAction,
+        help="add the sample jobs and schedules (default on the embedded broker)",
+    )
     sim = sub.add_parser(
         "simulate", parents=[common], help="run simulated agents against the configured broker"
     )
@@ -64,11 +88,30 @@ def _parser() -> argparse.ArgumentParser:
         help="scale of simulated run times, 0.2-2 s at 1.0 (default: 1.0)",
     )
     sim.add_argument(
+        "--announce",
+        action="store_true",
+        help="every agent heartbeats at start (else spread over the first 30 s)",
+    )
+    sim.add_argument(
         "--no-assign-groups",
         action="store_true",
         help="do not write the agents' groups to KV agent_groups",
     )
     return parser
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -97,8 +140,37 @@ def migrate(settings: Settings) -> int:
     return EXIT_OK
 
 
+def dev(args: argparse.Namespace) -> int:
+    """``projectord dev``: the whole stack on loopback (see projectord.devstack)."""
+    from .devstack.supervisor import DevOptions, run_dev
+
+    if args.config:
+        print(
+            "projectord dev: --config is not used; the stack writes its own configuration to"
+            f" {Path(args.state_dir) / 'kanade.toml'} on the first start (yours to edit)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    # Sample schedules fire real Commands: never at a real fleet unless asked.
+    embedded = args.nats_url is None
+    agents = args.agents if args.agents is not None else (300 if embedded else 0)
+    samples = args.samples if args.samples is not None else embedded
+    options = DevOptions(
+        state_dir=Path(args.state_dir),
+        nats_port=args.nats_port,
+        nats_url=args.nats_url,
+        http_port=args.http_port,
+        agents=agents,
+        samples=samples,
+        db=Path(args.db) if args.db else None,
+    )
+    return run_dev(options)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "dev":
+        return dev(args)
     try:
         settings = load(args)
     except ConfigError as exc:
@@ -115,14 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return migrate(settings)
-        if args.command == "dev":
-            from .devstack import EmbeddedBrokerError, run_dev
-
-            try:
-                return run_dev(settings, Path(args.state_dir), args.nats_port)
-            except EmbeddedBrokerError as exc:
-                print(f"projectord dev: {exc}", file=sys.stderr)
-                return EXIT_FAILURE
         if args.command == "simulate":
             from .simulator.fleet import make_fleet
             from .simulator.simulate import run_simulator
@@ -134,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                     fleet,
                     duration_scale=args.duration_scale,
                     assign_groups=not args.no_assign_groups,
+                    announce=args.announce,
                 )
             )
         from .daemon import Daemon

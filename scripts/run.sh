@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run projectord with an embedded nats-server (JetStream) on loopback; state in ./var.
-# Extra arguments go to `projectord dev` (e.g. --nats-port 4333 --state-dir /tmp/kanade).
+# The whole kanade backend on loopback: embedded nats-server (JetStream), projectord,
+# apiserver with a generated login, a simulated fleet and sample schedules; state in ./var.
+# Extra arguments go to `projectord dev` (see `projectord dev --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh embedded

@@ -83,6 +83,7 @@ class Simulator:
         obs_per_agent_hour: float = 1.0,
         duration_scale: float = 1.0,
         assign_groups: bool = True,
+        announce: bool = False,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -94,6 +95,7 @@ class Simulator:
         self.obs_per_agent_hour = obs_per_agent_hour
         self.duration_scale = duration_scale
         self.assign_groups = assign_groups
+        self.announce = announce
         self.groups: dict[str, set[str]] = {}
         self.counts: Counter[str] = Counter()
         self.runs: set[asyncio.Task[None]] = set()
@@ -104,6 +106,8 @@ class Simulator:
             await self._write_groups()
         self.groups = await load_groups(self.js, set(self.by_id))
         sub = await self.nc.subscribe("commands.>", cb=self._on_command)
+        if self.announce:
+            await self._heartbeat_all()
         loops = [
             asyncio.create_task(self._wheel(self.heartbeat_s, "heartbeat", heartbeat)),
             asyncio.create_task(self._wheel(self.host_perf_s, "host_perf", host_perf)),
@@ -145,6 +149,15 @@ class Simulator:
             tick += 1
             if await self._sleep(1.0):
                 return
+
+    async def _heartbeat_all(self) -> None:
+        """Every agent heartbeats at once, as a freshly started fleet would: the whole
+        fleet shows online now rather than over the first heartbeat period."""
+        now = utc_now()
+        for agent in self.agents:
+            await self.nc.publish(f"heartbeat.{agent.pc_id}", heartbeat(agent, now))
+        self.counts["heartbeat"] += len(self.agents)
+        await self.nc.flush()
 
     async def _obs_loop(self) -> None:
         per_second = len(self.agents) * self.obs_per_agent_hour / 3600
