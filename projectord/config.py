@@ -49,10 +49,15 @@ class Key:
         if self.choices:
             desc = "one of " + ", ".join(repr(c) for c in self.choices)
         if self.minimum is not None and self.maximum is not None:
-            desc += f" from {self.minimum:g} to {self.maximum:g}"
+            desc += f" from {_number(self.minimum)} to {_number(self.maximum)}"
         elif self.minimum is not None:
-            desc += f" of at least {self.minimum:g}"
+            desc += f" of at least {_number(self.minimum)}"
         return desc
+
+
+def _number(value: float) -> str:
+    # 2592000, not 2.592e+06: bounds are read by people choosing a value.
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _nats_url(value: str) -> str | None:
