@@ -111,6 +111,9 @@ def test_the_stack_comes_up_with_a_login_a_fleet_and_samples_and_stops_in_order(
             schedules = api.get("/api/schedules").json()
             assert sorted(s["id"] for s in schedules) == sorted(s["id"] for s in SAMPLE_SCHEDULES)
             assert api.get("/").headers["content-type"].startswith("text/html")
+            # The broker resources the rest of kanade makes are there: the fleet is healthy.
+            health = api.get("/api/health/fleet")
+            assert health.status_code == 200 and health.json()["status"] == "ok", health.text
         # The login is generated: stored only as an argon2id hash in the config.
         password = facts["login"].split(" / ")[1]
         config = (state / "kanade.toml").read_text()

@@ -1,4 +1,5 @@
-"""Sample jobs and schedules that keep a simulated fleet busy in the dev stack.
+"""Sample jobs and schedules that keep a simulated fleet busy in the dev stack, and the
+broker resources the rest of kanade would have made.
 
 Chosen so the dashboard has something on every page within a minute: the hourly
 inventory fires at the next minute boundary to every online PC (per_pc shapes are
@@ -12,7 +13,12 @@ import json
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFoundError
+
+# Made by other kanade components in a real deployment (agents and the release
+# tooling); fleet health reads "degraded" while they are missing.
+COMPANION_BUCKETS = ("agents_state", "agent_config")
+COMPANION_OBJECT_STORES = ("agent_releases",)
 
 SAMPLE_JOBS: tuple[dict[str, Any], ...] = (
     {
@@ -118,8 +124,23 @@ async def _create(js: JetStreamContext, bucket: str, entries: tuple[dict[str, An
     return added
 
 
+async def _ensure_companions(js: JetStreamContext) -> None:
+    for bucket in COMPANION_BUCKETS:
+        try:
+            await js.key_value(bucket)
+        except BucketNotFoundError:
+            await js.create_key_value(bucket=bucket)
+    for store in COMPANION_OBJECT_STORES:
+        try:
+            await js.object_store(store)
+        except NotFoundError:
+            await js.create_object_store(store)
+
+
 async def publish_samples(js: JetStreamContext) -> tuple[int, int]:
-    """Add the sample jobs and schedules that are missing; (jobs, schedules) added."""
+    """Add the sample jobs and schedules that are missing, and the broker resources
+    of the rest of kanade; (jobs, schedules) added."""
+    await _ensure_companions(js)
     jobs = await _create(js, "jobs", SAMPLE_JOBS)
     schedules = await _create(js, "schedules", SAMPLE_SCHEDULES)
     return jobs, schedules

@@ -26,6 +26,7 @@ from pathlib import Path
 import nats
 from nats.js.errors import BucketNotFoundError
 
+from ..broker_resources import ensure_resources
 from ..timestamps import format_db, utc_now
 from .children import Child, spawn
 from .embedded_broker import EmbeddedBrokerError, start_broker
@@ -149,7 +150,9 @@ async def _buckets_ready(url: str) -> bool:
 async def _publish_samples(url: str) -> tuple[int, int]:
     nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=0)
     try:
-        return await publish_samples(nc.jetstream())
+        js = nc.jetstream()
+        await ensure_resources(js)  # the buckets; projectord's own call is then a no-op
+        return await publish_samples(js)
     finally:
         await nc.close()
 
@@ -176,6 +179,12 @@ def bring_up(stack: Stack) -> dict[str, str]:
     config, login = ensure_config(o.state_dir, db)
     common = ["--config", str(config), *(["--db", str(o.db)] if o.db else [])]
 
+    if o.samples:
+        # Before projectord starts, so its first broker snapshot already sees them all.
+        p.begin("sample jobs and schedules")
+        jobs, schedules = asyncio.run(_publish_samples(url))
+        p.done(f"{jobs} jobs and {schedules} schedules added (existing ones kept)")
+
     p.begin("projectord")
     projectord = stack.add("projectord", _python("projectord", "run", *common), env)
 
@@ -191,11 +200,6 @@ def bring_up(stack: Stack) -> dict[str, str]:
         return f"database {db}" if ready else None
 
     p.done(stack.wait("starting projectord", projectord_ready, projectord))
-
-    if o.samples:
-        p.begin("sample jobs and schedules")
-        jobs, schedules = asyncio.run(_publish_samples(url))
-        p.done(f"{jobs} jobs and {schedules} schedules added (existing ones kept)")
 
     p.begin("apiserver")
     bind = f"127.0.0.1:{o.http_port}"
