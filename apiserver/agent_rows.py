@@ -8,7 +8,6 @@ omitted key and ``""`` logon values mean null.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy import ColumnElement
 from projectord.schema import agents
 
 from .openapi_types import array, boolean, integer, number, obj, string, timestamp
+from .stored_json import decode_or_none
 from .wire_time import api_time
 
 # Every column the row is built from, in the row's key order.
@@ -50,12 +50,7 @@ def json_strings(text: str | None) -> list[str] | None:
 
     Non-string elements are dropped: the contract's lists hold strings only.
     """
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
+    value = decode_or_none(text)
     if not isinstance(value, list):
         return None
     return [item for item in value if isinstance(item, str)]
