@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert
 
 from .broker_resources import STREAMS
 from .database import Writer
+from .metrics import ProjectordMetrics
 from .projectors.contract import JetStreamProjector
 from .schema import broker_consumers, broker_resources, broker_streams
 from .timestamps import now_db
@@ -188,18 +189,24 @@ class BrokerStatus:
         projectors: Sequence[JetStreamProjector],
         interval_s: float,
         stop: asyncio.Event,
+        metrics: ProjectordMetrics | None = None,
     ) -> None:
         self.js = js
         self.writer = writer
         self.projectors = projectors
         self.interval_s = interval_s
         self.stop = stop
+        self.metrics = metrics or ProjectordMetrics()
+        self._names = {(p.stream, p.durable): p.name for p in projectors}
 
     async def run(self) -> None:
         while not self.stop.is_set():
             try:
                 snapshot = await take_snapshot(self.js, self.projectors)
                 await self.writer.transaction(write_snapshot, snapshot)
+                for row in snapshot.consumers:
+                    name = self._names[row["stream"], row["durable"]]
+                    self.metrics.consumer_state(name, row["pending"], row["ack_pending"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker may be restarting; try again later

@@ -70,6 +70,27 @@ def _nats_url(value: str) -> str | None:
     return None
 
 
+def parse_bind(value: str) -> tuple[str, int]:
+    """``"host:port"`` (IPv6 in brackets) as (host, port); ValueError when malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(value)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def metrics_bind_problem(value: str) -> str | None:
+    """The check of a ``metrics_bind`` key: empty (metrics off) or ``HOST:PORT``."""
+    if value == "":
+        return None
+    try:
+        parse_bind(value)
+    except ValueError:
+        return "HOST:PORT, e.g. '127.0.0.1:9464', or \"\" to turn metrics off"
+    return None
+
+
 SCHEMA: dict[str, tuple[Key, ...]] = {
     "nats": (
         Key(
@@ -114,6 +135,14 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             "kv_resync_s", float, 300.0, "Reopen and reconcile each KV mirror this often.", 5, 86400
         ),
         Key("status_interval_s", float, 5.0, "Stream and consumer snapshot interval.", 0.5, 3600),
+        Key(
+            "metrics_bind",
+            str,
+            "",
+            "Serve Prometheus metrics on this HOST:PORT (no authentication: keep it on "
+            "loopback); empty: off.",
+            check=metrics_bind_problem,
+        ),
     ),
     "scheduler": (
         Key("enabled", bool, True, "Fire schedules from KV (only the DB lock holder runs)."),

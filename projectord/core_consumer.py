@@ -11,6 +11,7 @@ database refuses is isolated and recorded like a JetStream reject.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy import Connection
 from .batch_commit import commit_isolating, retry_transient
 from .checkpoints import record_reject
 from .database import Writer
+from .metrics import ProjectordMetrics
 from .projectors.contract import CoreProjector, Delivery, Rejected
 
 log = structlog.get_logger("projectord.core")
@@ -44,6 +46,7 @@ class CoreConsumer:
         writer: Writer,
         options: dict[str, Any],
         stop: asyncio.Event,
+        metrics: ProjectordMetrics | None = None,
     ) -> None:
         self.p = projector
         self.nc = nc
@@ -53,6 +56,7 @@ class CoreConsumer:
         self.max_backoff: float = options["retry_max_backoff_s"]
         self.payload_limit: int = options["reject_payload_bytes"]
         self.stop = stop
+        self.metrics = metrics or ProjectordMetrics()
         self.buffer: dict[Any, Buffered] = {}
         self.rejects: list[tuple[Delivery, str]] = []
         self.full = asyncio.Event()
@@ -121,6 +125,7 @@ class CoreConsumer:
         if not window and not rejects:
             return
         ctx = {"stream": None, "consumer": self.p.subject, "seq": None}
+        started, poisoned = time.perf_counter(), 0
         if rejects:
             await retry_transient(
                 self.writer,
@@ -129,7 +134,6 @@ class CoreConsumer:
                 max_backoff=self.max_backoff,
                 log_context=ctx,
             )
-            self.rejected += len(rejects)
         if window:
             poisoned = await commit_isolating(
                 self.writer,
@@ -139,8 +143,12 @@ class CoreConsumer:
                 max_backoff=self.max_backoff,
                 log_context=ctx,
             )
-            self.rejected += poisoned
-            self.applied += len(window) - poisoned
+        seconds = time.perf_counter() - started
+        self.rejected += len(rejects) + poisoned
+        self.applied += len(window) - poisoned
+        self.metrics.batch_committed(
+            self.p.name, len(window) - poisoned, len(rejects) + poisoned, seconds
+        )
 
     def _write(self, conn: Connection, items: Sequence[Buffered]) -> None:
         self.p.apply(conn, [i.record for i in items])

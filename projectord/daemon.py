@@ -28,6 +28,8 @@ from .housekeeping import Housekeeping
 from .jetstream_consumer import JetStreamConsumer
 from .kv_mirror import MIRRORED_BUCKETS, KvMirror
 from .manifest_timeouts import ManifestTimeouts
+from .metrics import ProjectordMetrics
+from .metrics_listener import MetricsListener, start_metrics_listener
 from .migrations import upgrade_to_head
 from .projectors import CORE, JETSTREAM
 from .scheduler.signing import signer_from_options
@@ -107,6 +109,9 @@ class Daemon:
         self.core: list[CoreConsumer] = []
         self.housekeeping: Housekeeping | None = None
         self.scheduler: Scheduler | None = None
+        self.metrics = ProjectordMetrics()
+        self.metrics.declare_projectors((p.name for p in JETSTREAM), (p.name for p in CORE))
+        self.metrics_listener: MetricsListener | None = None
         # The watchdog ignores agents last heard of before this instant.
         self.started_at = utc_now()
 
@@ -127,6 +132,11 @@ class Daemon:
         nc: Client | None = None
         timeouts: ManifestTimeouts | None = None
         try:
+            # Only the lock holder listens: a second instance must not take the port.
+            if self.options["metrics_bind"]:
+                self.metrics_listener = start_metrics_listener(
+                    self.options["metrics_bind"], self.metrics.registry, log
+                )
             before, after = await loop.run_in_executor(None, upgrade_to_head, engine)
             log.info("schema_ready", db=str(self.settings.db_path), before=before, after=after)
             nc = await _connect_until_up(self.settings, self.stop)
@@ -138,19 +148,22 @@ class Daemon:
             timeouts.start()
             ctx = BrokerContext(js, timeouts)
             self.jetstream = [
-                JetStreamConsumer(p, js, writer, self.options, ctx, self.stop) for p in JETSTREAM
+                JetStreamConsumer(p, js, writer, self.options, ctx, self.stop, self.metrics)
+                for p in JETSTREAM
             ]
             for consumer in self.jetstream:
                 await consumer.ensure_positioned()
             if self.stop.is_set():
                 return 0
-            self.core = [CoreConsumer(p, nc, writer, self.options, self.stop) for p in CORE]
+            self.core = [
+                CoreConsumer(p, nc, writer, self.options, self.stop, self.metrics) for p in CORE
+            ]
             loops = [(c.p.name, c.run) for c in (*self.jetstream, *self.core)]
             for bucket in MIRRORED_BUCKETS:
                 mirror = KvMirror(js, writer, bucket, self.options["kv_resync_s"], self.stop)
                 loops.append((f"kv_mirror:{bucket}", mirror.run))
             status = BrokerStatus(
-                js, writer, JETSTREAM, self.options["status_interval_s"], self.stop
+                js, writer, JETSTREAM, self.options["status_interval_s"], self.stop, self.metrics
             )
             loops.append(("broker_status", status.run))
             scheduler = self.settings.section("scheduler")
@@ -159,14 +172,22 @@ class Daemon:
                     scheduler["signing_key_file"], scheduler["signing_kid"]
                 )
                 log.info("command_signing", key=signer.identity if signer else None)
-                self.scheduler = Scheduler(js, writer, scheduler, self.stop, signer=signer)
+                self.scheduler = Scheduler(
+                    js, writer, scheduler, self.stop, signer=signer, metrics=self.metrics
+                )
                 loops.append(("scheduler", self.scheduler.run))
                 waves = WaveSender(js, writer, self.stop, signer=signer)
                 loops.append(("rollout_waves", waves.run))
             housekeeping = self.settings.section("housekeeping")
             if housekeeping["enabled"]:
                 self.housekeeping = Housekeeping(
-                    writer, js, housekeeping, self.stop, self._reaping_safe, self.started_at
+                    writer,
+                    js,
+                    housekeeping,
+                    self.stop,
+                    self._reaping_safe,
+                    self.started_at,
+                    metrics=self.metrics,
                 )
                 loops.append(("housekeeping", self.housekeeping.run))
             tasks = [
@@ -200,6 +221,8 @@ class Daemon:
                     log.warning("final_flush_failed", error=str(exc) or type(exc).__name__)
                 await nc.close()
             writer.close()
+            if self.metrics_listener is not None:
+                self.metrics_listener.close()
             lock.release()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

@@ -11,6 +11,7 @@ event loop's work and the database's overlap.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from sqlalchemy import Connection
 from .batch_commit import commit_isolating
 from .checkpoints import record_reject, write_checkpoint
 from .database import Writer
+from .metrics import ProjectordMetrics
 from .positions import reconcile
 from .projectors.contract import Delivery, JetStreamProjector, Rejected
 
@@ -79,6 +81,7 @@ class JetStreamConsumer:
         options: dict[str, Any],
         broker_ctx: Any,
         stop: asyncio.Event,
+        metrics: ProjectordMetrics | None = None,
     ) -> None:
         self.p = projector
         self.js = js
@@ -90,6 +93,7 @@ class JetStreamConsumer:
         self.payload_limit: int = options["reject_payload_bytes"]
         self.enrich = projector.make_enrich(broker_ctx) if projector.make_enrich else None
         self.stop = stop
+        self.metrics = metrics or ProjectordMetrics()
         self.stats = ConsumerStats()
         self.checkpoint = 0
         self.stream_created: str | None = None
@@ -114,6 +118,7 @@ class JetStreamConsumer:
         self.queued_seq = checkpoint
         self.must_reposition = False
         self.stats.last_seq = checkpoint
+        self.metrics.checkpoint_at(self.p.name, checkpoint)
         if self.sub is not None:
             try:
                 await self.sub.unsubscribe()
@@ -283,6 +288,7 @@ class JetStreamConsumer:
         self.stats.skipped += batch.skipped
         if items:
             first, last = items[0].delivery.seq, items[-1].delivery.seq
+            started = time.perf_counter()
             poisoned = await commit_isolating(
                 self.writer,
                 items,
@@ -296,12 +302,15 @@ class JetStreamConsumer:
                     "first_seq": first,
                 },
             )
+            seconds = time.perf_counter() - started
             rejected = sum(1 for i in items if i.error is not None)
             self.checkpoint = max(self.checkpoint, last)
             self.stats.rejected += rejected
             self.stats.applied += len(items) - rejected
             self.stats.batches += 1
             self.stats.last_seq = self.checkpoint
+            self.metrics.batch_committed(self.p.name, len(items) - rejected, rejected, seconds)
+            self.metrics.checkpoint_at(self.p.name, self.checkpoint)
             self.log.debug(
                 "batch_committed",
                 seq=last,

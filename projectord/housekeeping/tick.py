@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import Column, Table
 
 from ..database import Writer
+from ..metrics import ProjectordMetrics
 from ..schema import agents
 from ..server_settings import prune_days, read_settings_value
 from ..timestamps import format_db, utc_now
@@ -63,6 +64,7 @@ class Housekeeping:
         caught_up: Callable[[], bool],
         started_at: datetime,
         clock: Callable[[], datetime] = utc_now,
+        metrics: ProjectordMetrics | None = None,
     ) -> None:
         self.writer = writer
         self.js = js
@@ -70,6 +72,7 @@ class Housekeeping:
         self.stop = stop
         self.caught_up = caught_up
         self.clock = clock
+        self.metrics = metrics or ProjectordMetrics()
         self.watchdog = Watchdog(js, started_at, timedelta(seconds=options["offline_after_s"]))
 
     async def run(self) -> None:
@@ -103,7 +106,19 @@ class Housekeeping:
             agents_pruned=report.agents_pruned,
             failed=report.failed,
         )
+        self._count_rows(report)
         return report
+
+    def _count_rows(self, report: TickReport) -> None:
+        touched = [
+            ("expire", "executions", report.expired),
+            ("reap", "execution_results", report.reaped),
+            ("prune", "agents", report.agents_pruned),
+            *(("retention", table, rows) for table, rows in report.deleted.items()),
+        ]
+        for task, table, rows in touched:
+            if rows is not None:  # None: the step did not run
+                self.metrics.housekeeping_rows_touched(task, table, rows)
 
     async def _watchdog(self, report: TickReport) -> None:
         heartbeats = await self.writer.read(read_heartbeats)

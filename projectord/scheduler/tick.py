@@ -26,6 +26,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from sqlalchemy import select
 
 from ..database import Writer
+from ..metrics import ProjectordMetrics
 from ..schema import kv_mirror_status
 from ..server_settings import controller_group, read_settings_value
 from ..timestamps import format_wire, parse_rfc3339, utc_now
@@ -44,6 +45,7 @@ from .dedup import (
 from .dispatch import Dispatched, Dispatcher, DispatchError
 from .gates import active_reason, constraints_reason, freeze_reason
 from .manifest import Manifest, ManifestError, parse_manifest
+from .reason_codes import reason_code
 from .records import (
     clear_rejects,
     decided_through,
@@ -90,11 +92,13 @@ class Scheduler:
         stop: asyncio.Event,
         clock: Callable[[], datetime] = utc_now,
         signer: Signer | None = None,
+        metrics: ProjectordMetrics | None = None,
     ) -> None:
         self.js = js
         self.writer = writer
         self.stop = stop
         self.clock = clock
+        self.metrics = metrics or ProjectordMetrics()
         self.grace = timedelta(seconds=options["catch_up_grace_s"])
         self.dispatcher = Dispatcher(js, writer, signer)
         self.running: dict[str, asyncio.Task[None]] = {}
@@ -176,6 +180,7 @@ class Scheduler:
             fired.exec_id if fired else None,
             fired.target_count if fired else None,
         )
+        self.metrics.schedule_decision(outcome, reason_code(outcome, reason))
         if outcome != "skipped":
             log.info(
                 "schedule_decision",
