@@ -15,8 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -32,6 +34,7 @@ from .endpoint import CompactJSON, Endpoint, NotFound, handle
 from .openapi import openapi_document
 from .params import ParamError
 from .readonly_db import DatabaseUnavailable, ReadDatabase
+from .request_metrics import RequestMetrics
 
 log = structlog.get_logger("apiserver")
 
@@ -115,8 +118,11 @@ def create_app(
     routes = [Route("/health", _health), Route("/api/openapi.json", openapi)]
     routes += [Route(e.path, handle(e), methods=[e.method]) for e in endpoints]
     routes += dashboard_routes()  # last: its catch-all answers the SPA's own paths
+    # Counted only when exported: without metrics_bind a request pays nothing for them.
+    registry = CollectorRegistry() if api["metrics_bind"] else None
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(RequestMetrics, registry=registry)] if registry else [],
         exception_handlers={
             ParamError: _param_error,
             NotFound: _not_found,
@@ -135,6 +141,7 @@ def create_app(
         settings.db_path, api["db_connections"], settings.section("database")["busy_timeout_ms"]
     )
     app.state.endpoints = endpoints
+    app.state.metrics_registry = registry
     return app
 
 
@@ -144,6 +151,7 @@ def describe_settings(settings: ApiSettings) -> dict[str, Any]:
     return {
         "bind": api["bind"],
         "workers": api["workers"],
+        "metrics": api["metrics_bind"] or None,
         "config": settings.source,
         "auth": "disabled" if api["auth_disabled"] else "on",
         "accounts": len(api["accounts"]),

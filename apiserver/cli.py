@@ -27,6 +27,7 @@ from projectord.logconfig import configure_logging
 from .auth.identity import token_sha256
 from .auth.passwords import hash_password
 from .config import ApiSettings, load_api_settings, parse_bind
+from .metrics_export import MetricsExport
 from .workers import listening_sockets, run_workers, shared_throttle
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -112,8 +113,23 @@ async def serve(settings: ApiSettings, sock: socket.socket, throttle: Any = None
 def serve_forever(settings: ApiSettings) -> int:
     """Bind, then serve from ``[apiserver] workers`` processes until stopped.
 
-    Raises OSError when the address cannot be bound.
+    With ``metrics_bind``, this process also serves the workers' summed metrics
+    there. Raises OSError when the API address cannot be bound.
     """
+    # Before the app (and so prometheus_client) is imported: see metrics_export.
+    metrics = (
+        MetricsExport.prepare(settings.api["metrics_bind"])
+        if settings.api["metrics_bind"]
+        else None
+    )
+    try:
+        return _bind_and_serve(settings, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _bind_and_serve(settings: ApiSettings, metrics: MetricsExport | None) -> int:
     from .app import describe_settings
 
     log = structlog.get_logger("apiserver")
@@ -122,12 +138,17 @@ def serve_forever(settings: ApiSettings) -> int:
         settings = settings.replace("apiserver", session_secret=secrets.token_urlsafe(32))
     sockets = listening_sockets(*parse_bind(settings.api["bind"]), settings.api["workers"])
     log.info("apiserver_start", **describe_settings(settings))
+    # The listener is a thread, so it starts after the last fork.
+    serve_metrics = metrics.serve if metrics is not None else None
     try:
         if len(sockets) == 1:
+            if serve_metrics is not None:
+                serve_metrics()
             return _serve_worker(settings, sockets[0], None)
         throttle, stop_throttle = shared_throttle(time.monotonic)
         try:
-            return run_workers([partial(_serve_worker, settings, s, throttle) for s in sockets])
+            workers = [partial(_serve_worker, settings, s, throttle) for s in sockets]
+            return run_workers(workers, started=serve_metrics)
         finally:
             stop_throttle()
     finally:

@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from projectord.config import CONFIG_ENV, SCHEMA, ConfigError, Key, read_sections, validate_key
+from projectord.config import (
+    CONFIG_ENV,
+    SCHEMA,
+    ConfigError,
+    Key,
+    metrics_bind_problem,
+    parse_bind,
+    read_sections,
+    validate_key,
+)
 
 ROLES = ("viewer", "operator", "admin")
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -29,16 +38,6 @@ def _bind(value: str) -> str | None:
     except ValueError:
         return "HOST:PORT, e.g. '127.0.0.1:8080' or '[::1]:8080'"
     return None
-
-
-def parse_bind(value: str) -> tuple[str, int]:
-    """``"host:port"`` (IPv6 in brackets) as (host, port); ValueError when malformed."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(value)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
 
 
 def _entries(value: dict, what: str, fields: dict[str, str]) -> str | None:
@@ -108,6 +107,14 @@ API_SECTION: tuple[Key, ...] = (
     ),
     Key("db_connections", int, 8, "Read connections to the database, per worker.", 1, 64),
     Key(
+        "metrics_bind",
+        str,
+        "",
+        "Serve Prometheus request metrics of all workers on this HOST:PORT, apart from the "
+        "API (no authentication: keep it on loopback); empty: off.",
+        check=metrics_bind_problem,
+    ),
+    Key(
         "accounts",
         dict,
         {},
@@ -176,6 +183,12 @@ def is_loopback(host: str) -> bool:
 
 def _checked(settings: ApiSettings) -> ApiSettings:
     host, _ = parse_bind(settings.api["bind"])
+    metrics = settings.api["metrics_bind"]
+    if metrics and parse_bind(metrics) == parse_bind(settings.api["bind"]):
+        raise ConfigError(
+            f"apiserver.metrics_bind: expected an address other than apiserver.bind, "
+            f"got {metrics!r}"
+        )
     if settings.api["auth_disabled"] and not is_loopback(host):
         raise ConfigError(
             f"apiserver.auth_disabled: allowed only when bound to loopback, "

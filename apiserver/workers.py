@@ -107,8 +107,13 @@ def shared_throttle(clock: Callable[[], float]) -> tuple[Any, Callable[[], None]
     return manager.LoginThrottle(clock), manager.shutdown  # type: ignore[attr-defined]
 
 
-def run_workers(serve_ones: list[Callable[[], int]]) -> int:
+def run_workers(
+    serve_ones: list[Callable[[], int]], started: Callable[[], None] | None = None
+) -> int:
     """Fork a process for each of ``serve_ones`` and wait for them.
+
+    ``started`` is called once every worker is forked (a thread started
+    there is not copied into a worker).
 
     SIGINT and SIGTERM are passed on, and each worker stops gracefully. If a
     worker dies on its own, the others are stopped as well and the result is
@@ -134,6 +139,8 @@ def run_workers(serve_ones: list[Callable[[], int]]) -> int:
     try:
         for child in children:
             child.start()
+        if started is not None:
+            started()
         failed = False
         running = list(children)
         while running:
