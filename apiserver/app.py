@@ -31,6 +31,7 @@ from .auth.throttle import LoginThrottle
 from .config import ApiSettings
 from .dashboard import dashboard_routes
 from .endpoint import CompactJSON, Endpoint, NotFound, handle
+from .forwarded_client import ForwardedClient
 from .openapi import openapi_document
 from .params import ParamError
 from .readonly_db import DatabaseUnavailable, ReadDatabase
@@ -120,9 +121,16 @@ def create_app(
     routes += dashboard_routes()  # last: its catch-all answers the SPA's own paths
     # Counted only when exported: without metrics_bind a request pays nothing for them.
     registry = CollectorRegistry() if api["metrics_bind"] else None
+    middleware = []
+    if api["proxy_hops"]:
+        # Behind a proxy every request comes from the proxy's address: without this
+        # the per-address login limit would lock out every user at once.
+        middleware.append(Middleware(ForwardedClient, hops=api["proxy_hops"]))
+    if registry:
+        middleware.append(Middleware(RequestMetrics, registry=registry))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestMetrics, registry=registry)] if registry else [],
+        middleware=middleware,
         exception_handlers={
             ParamError: _param_error,
             NotFound: _not_found,

@@ -107,6 +107,15 @@ API_SECTION: tuple[Key, ...] = (
     ),
     Key("db_connections", int, 8, "Read connections to the database, per worker.", 1, 64),
     Key(
+        "proxy_hops",
+        int,
+        0,
+        "Reverse proxies in front of apiserver whose X-Forwarded-For (and -Proto) is "
+        "trusted, so login throttling sees the client's address; 0: headers ignored.",
+        0,
+        5,
+    ),
+    Key(
         "metrics_bind",
         str,
         "",

@@ -10,6 +10,7 @@ from apiserver.app import create_app
 from apiserver.auth.passwords import hash_password, verify_password
 from apiserver.auth.throttle import LoginThrottle
 from apiserver.config import load_api_settings
+from apiserver.forwarded_client import forwarded_client
 from projectord.config import ConfigError
 
 PASSWORD = "correct horse battery"
@@ -203,3 +204,32 @@ async def test_no_secret_reaches_the_logs(api_db, db_path, accounts, capfd):
     assert "login_failed" in logged and "alice" in logged
     for secret in ("my-wrong-password", PASSWORD, "topsecret", session, "leaked-token-value"):
         assert secret not in logged
+
+
+@pytest.mark.parametrize("hops, blocked_elsewhere", [(1, False), (0, True)])
+async def test_behind_a_proxy_the_address_limit_applies_to_the_forwarded_client(
+    api_db, db_path, accounts, hops, blocked_elsewhere
+):
+    # Every request comes from the proxy; only with proxy_hops does the limit see clients.
+    async with app_client(db_path, accounts=accounts, proxy_hops=hops) as c:
+        for i in range(30):
+            answer = await c.post(
+                "/api/auth/login",
+                json={"username": f"user{i}", "password": "wrong-password"},
+                headers={"X-Forwarded-For": "203.0.113.7"},
+            )
+            assert answer.status_code == 401
+        other = await c.post(
+            "/api/auth/login",
+            json={"username": "alice", "password": PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.2"},
+        )
+        assert other.status_code == (429 if blocked_elsewhere else 200)
+
+
+def test_only_the_entries_added_by_trusted_proxies_count():
+    # The client can put anything on the left; each trusted proxy appends one entry.
+    assert forwarded_client("6.6.6.6, 203.0.113.7", 1) == "203.0.113.7"
+    assert forwarded_client("6.6.6.6, 203.0.113.7, 10.0.0.2", 2) == "203.0.113.7"
+    assert forwarded_client("203.0.113.7", 2) is None
+    assert forwarded_client("", 1) is None
