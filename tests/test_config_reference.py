@@ -40,3 +40,19 @@ def test_a_stale_reference_is_reported_with_the_command_that_fixes_it(tmp_path):
     checked = run("--check", str(stale))
     assert checked.returncode == 1
     assert "out of date; run: python scripts/config_reference.py" in checked.stderr
+
+
+def test_the_example_config_loads_in_both_processes_and_shows_every_scalar_key():
+    from apiserver.config import load_api_settings
+    from projectord.config import load_settings
+
+    example = ROOT / "deploy" / "kanade.example.toml"
+    load_settings(example, env={})
+    load_api_settings(example, env={})
+    text = example.read_text()
+    for schema in (SCHEMA, API_SCHEMA):
+        for section, keys in schema.items():
+            for key in keys:
+                # Secrets and credentials belong in the environment file instead.
+                if key.kind is not dict and not key.secret and "(env KANADE_" not in key.help:
+                    assert f"{key.name} =" in text, f"{section}.{key.name} missing from the example"
