@@ -8,12 +8,18 @@ import {h} from "./dom.js";
 export const SERIES_COLORS = ["#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626", "#0891b2"];
 
 /**
- * timeChart(el, {series, yFormat, height, yMin, yMax, label}) -> {update(series), destroy()}.
+ * timeChart(el, {series, yFormat, height, yMin, yMax, label, xRange}) -> {update(series), destroy()}.
  * series: [{label, points: [{at: RFC 3339, value: number|null}], color?}]; points of all
  * series are aligned on the union of their instants (missing = gap). yFormat(v) formats the
  * axis and legend values (default: the number). label: the chart's accessible name.
+ * xRange: optional [from, to] (Dates or ms) the x axis spans whatever the data covers, so
+ * a chart of "the last hour" shows the whole hour. A value between two gaps is drawn as a
+ * dot (a line needs two neighbours).
  */
-export function timeChart(el, {series, yFormat = (v) => String(v), height = 220, yMin, yMax, label}) {
+export function timeChart(
+  el,
+  {series, yFormat = (v) => String(v), height = 220, yMin, yMax, label, xRange = null},
+) {
   const box = h("div", {class: "chart", role: "img", "aria-label": label ?? "time chart"});
   el.append(box);
   const fmt = (v) => (v === null || v === undefined ? "—" : yFormat(v));
@@ -22,7 +28,9 @@ export function timeChart(el, {series, yFormat = (v) => String(v), height = 220,
     height,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
     scales: {
-      x: {time: true},
+      x: xRange
+        ? {time: true, range: () => xRange.map((t) => Math.floor(Number(t) / 1000))}
+        : {time: true},
       y: {range: (u, min, max) => yRange(min, max, yMin, yMax)},
     },
     axes: [
@@ -47,7 +55,7 @@ export function timeChart(el, {series, yFormat = (v) => String(v), height = 220,
         stroke: s.color ?? SERIES_COLORS[i % SERIES_COLORS.length],
         fill: `${s.color ?? SERIES_COLORS[i % SERIES_COLORS.length]}1a`,
         width: 2,
-        points: {show: false},
+        points: {show: false, filter: isolated},
         spanGaps: false,
         value: (u, v) => fmt(v),
       })),
@@ -80,6 +88,19 @@ export function timeChart(el, {series, yFormat = (v) => String(v), height = 220,
     /** Remove the chart and its observers. */
     destroy,
   };
+}
+
+// Indexes of values with no value on either side: a line would not show them.
+function isolated(u, seriesIdx) {
+  const ys = u.data[seriesIdx];
+  const out = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (ys[i] === null || ys[i] === undefined) continue;
+    const before = i > 0 ? ys[i - 1] : null;
+    const after = i < ys.length - 1 ? ys[i + 1] : null;
+    if ((before === null || before === undefined) && (after === null || after === undefined)) out.push(i);
+  }
+  return out.length ? out : null;
 }
 
 function yRange(min, max, fixedMin, fixedMax) {
