@@ -46,7 +46,15 @@ from harness import (
     spawn_projectord,
     wait_http_ok,
 )
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from apiserver.auth.passwords import hash_password
 from projectord.broker_resources import ensure_resources
@@ -388,7 +396,9 @@ def page(browser: Browser, live: Live, page_watch: PageWatch) -> Iterator[Page]:
 def settle(page: Page) -> None:
     """Wait until no card is loading."""
     page.wait_for_load_state("networkidle")
-    page.wait_for_function("!document.querySelector('[aria-busy=true]')")
+    # A locator wait, not wait_for_function: the page's CSP forbids the eval that
+    # polling a function needs.
+    expect(page.locator("[aria-busy=true]")).to_have_count(0)
 
 
 @pytest.fixture
