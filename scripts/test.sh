@@ -10,6 +10,12 @@ if [ ! -x /usr/bin/chromium ]; then
     $as_root apt-get update -qq
     $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# The deploy tests check the units and snippets with systemd-analyze, -sysusers, -tmpfiles.
+if [ ! -x /usr/bin/systemd-analyze ]; then
+    as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $as_root apt-get update -qq
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
