@@ -47,27 +47,19 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from harness import NatsServer, projectord_cmd, spawn_projectord  # noqa: E402
+from projector_lag import empty_lags, pctl, sample_lag  # noqa: E402
 
 from projectord.broker_resources import ensure_resources  # noqa: E402
 from projectord.database import Writer, create_writer_engine  # noqa: E402
 from projectord.logconfig import configure_logging  # noqa: E402
 from projectord.scheduler.tick import Scheduler  # noqa: E402
-from projectord.timestamps import parse_rfc3339  # noqa: E402
 
-STREAMS = {"results": "RESULTS", "events": "EVENTS", "obs_events": "OBS_EVENTS"}
 TARGET_LAG_S = 2.0
 TARGET_TICK_S = 1.0
 
 
 def rss_mb(proc: psutil.Process) -> float:
     return proc.memory_info().rss / 2**20
-
-
-def pctl(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -150,24 +142,11 @@ async def main(args: argparse.Namespace) -> int:
         fired = ro.execute("SELECT outcome, target_count FROM schedule_fires").fetchall()
         print(f"first per_pc tick: {ticks[0]:.2f} s, {fired}", flush=True)
 
-        lags: dict[str, list[float]] = {name: [] for name in (*STREAMS, "heartbeat")}
+        lags = empty_lags()
         next_tick = time.monotonic() + 15
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
-            now = datetime.now(UTC)
-            for name, stream in STREAMS.items():
-                row = ro.execute(
-                    "SELECT last_seq FROM projector_checkpoints WHERE projector = ?", (name,)
-                ).fetchone()
-                applied = row[0] if row else 0
-                last = (await js.stream_info(stream)).state.last_seq
-                if applied >= last:
-                    lags[name].append(0.0)
-                else:  # the age of the oldest message not yet applied
-                    msg = await js.get_msg(stream, applied + 1)
-                    lags[name].append((now - msg.time).total_seconds() if msg.time else 0.0)
-            newest = ro.execute("SELECT MAX(last_heartbeat) FROM agents").fetchone()[0]
-            lags["heartbeat"].append((now - parse_rfc3339(newest)).total_seconds())
+            await sample_lag(js, ro, lags)
             if time.monotonic() >= next_tick:
                 await tick()
                 next_tick = time.monotonic() + 15

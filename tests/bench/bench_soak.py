@@ -38,7 +38,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -49,10 +48,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from harness import free_port, projectord_cmd  # noqa: E402
+from projector_lag import empty_lags, pctl, sample_lag  # noqa: E402
 
-from projectord.timestamps import parse_rfc3339  # noqa: E402
-
-STREAMS = {"results": "RESULTS", "events": "EVENTS", "obs_events": "OBS_EVENTS"}
 SAMPLE_EVERY_S = 5.0
 DASHBOARD_PATHS = (
     "/api/health/fleet",
@@ -65,11 +62,6 @@ DASHBOARD_PATHS = (
     "/api/schedules/upcoming",
 )
 GROWTH_ALLOWED = (0.05, 5.0)  # fraction, MB
-
-
-def pctl(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 def memory_mb(proc: psutil.Process) -> tuple[float, float]:
@@ -114,24 +106,6 @@ def dashboard_clients(base: str, login: str, stop: threading.Event, counts: dict
             key = "ok" if answer.status_code == 200 else str(answer.status_code)
             counts[key] = counts.get(key, 0) + 1
             i += 1
-
-
-async def sample_lag(js, ro: sqlite3.Connection, lags: dict[str, list[float]]) -> None:  # noqa: ANN001
-    now = datetime.now(UTC)
-    for name, stream in STREAMS.items():
-        row = ro.execute(
-            "SELECT last_seq FROM projector_checkpoints WHERE projector = ?", (name,)
-        ).fetchone()
-        applied = row[0] if row else 0
-        last = (await js.stream_info(stream)).state.last_seq
-        if applied >= last:
-            lags[name].append(0.0)
-        else:
-            msg = await js.get_msg(stream, applied + 1)
-            lags[name].append((now - msg.time).total_seconds() if msg.time else 0.0)
-    newest = ro.execute("SELECT MAX(last_heartbeat) FROM agents").fetchone()[0]
-    if newest:
-        lags["heartbeat"].append((now - parse_rfc3339(newest)).total_seconds())
 
 
 def start_stack(work: Path, agents: int) -> tuple[subprocess.Popen[str], dict[str, str], int]:
@@ -188,7 +162,7 @@ async def main(args: argparse.Namespace) -> int:
         for c in clients:
             c.start()
 
-        lags: dict[str, list[float]] = {name: [] for name in (*STREAMS, "heartbeat")}
+        lags = empty_lags()
         memory: dict[str, list[tuple[float, float, float]]] = {"projectord": [], "apiserver": []}
         start = time.monotonic()
         end = start + args.minutes * 60
