@@ -46,15 +46,8 @@ from harness import (
     spawn_projectord,
     wait_http_ok,
 )
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Page,
-    Request,
-    Response,
-    expect,
-    sync_playwright,
-)
+from page_parts import settle
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
 
 from apiserver.auth.passwords import hash_password
 from projectord.broker_resources import ensure_resources
@@ -375,8 +368,16 @@ def anon_page(browser: Browser, live: Live, page_watch: PageWatch) -> Iterator[P
     context = browser.new_context(viewport=DESKTOP, base_url=live.base_url)
     page = page_watch.attach(context.new_page())
     yield page
-    context.close()
+    _close(page, context)
     page_watch.assert_clean()
+
+
+def _close(page: Page, context: Any) -> None:
+    """Close after the page has settled: closing aborts requests still in flight."""
+    try:
+        settle(page)
+    finally:
+        context.close()
 
 
 @pytest.fixture
@@ -389,16 +390,8 @@ def page(browser: Browser, live: Live, page_watch: PageWatch) -> Iterator[Page]:
     assert answer.ok, answer.text()
     page = page_watch.attach(context.new_page())
     yield page
-    context.close()
+    _close(page, context)
     page_watch.assert_clean()
-
-
-def settle(page: Page) -> None:
-    """Wait until no card is loading."""
-    page.wait_for_load_state("networkidle")
-    # A locator wait, not wait_for_function: the page's CSP forbids the eval that
-    # polling a function needs.
-    expect(page.locator("[aria-busy=true]")).to_have_count(0)
 
 
 @pytest.fixture

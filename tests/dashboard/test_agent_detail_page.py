@@ -21,6 +21,7 @@ from typing import Any
 
 import nats
 import pytest
+from page_parts import settle
 from playwright.sync_api import Page, expect
 
 from projectord.simulator.fleet import SimAgent, make_fleet
@@ -179,12 +180,6 @@ def seeded(live) -> Seeded:
 def db_text(at: datetime) -> str:
     """The database's timestamp text (UTC, six fraction digits)."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def settle(page: Page) -> None:
-    # A locator, not wait_for_function: the page's CSP forbids the eval that polls it.
-    expect(page.locator("[aria-busy=true]")).to_have_count(0)
-    page.wait_for_load_state("networkidle")
 
 
 def card(page: Page, title: str | re.Pattern[str]):

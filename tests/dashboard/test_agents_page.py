@@ -7,15 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
+from page_parts import settle
 from playwright.sync_api import Page, expect
 
 ONLINE_WINDOW = timedelta(minutes=2)
-
-
-def settle(page: Page) -> None:
-    # A locator, not wait_for_function: the page's CSP forbids the eval that polls it.
-    expect(page.locator("[aria-busy=true]")).to_have_count(0)
-    page.wait_for_load_state("networkidle")
 
 
 def query_of(page: Page) -> dict[str, list[str]]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import nats
 import pytest
+from page_parts import settle
 from playwright.sync_api import Locator, Page, expect
 
 SEEDED_PCS = 6
@@ -141,19 +142,6 @@ def seeded(live) -> Seeded:
     return Seeded(pcs, end, len(bodies))
 
 
-def quiet(page: Page) -> None:
-    """Wait until no card is loading: a reload or the page's close would otherwise
-    abort the timeline's requests in flight (and fail the page watch)."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function("!document.querySelector('[aria-busy=true]')")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_at_the_end(page: Page):
-    yield
-    quiet(page)
-
-
 def card(page: Page, title: str) -> Locator:
     return page.locator("section.card").filter(
         has=page.get_by_role("heading", name=title, exact=True)
@@ -272,7 +260,7 @@ def test_event_table_matches_the_database_and_pages_by_cursor(page: Page, live, 
     expect(page).to_have_url(re.compile(r"[?&]cursor="))
     expect(_cells(table, 2)).to_have_text([pc for pc, _, _ in newest[50:]])
     expect(_cells(table, 3)).to_have_text([kind for _, kind, _ in newest[50:]])
-    quiet(page)
+    settle(page)
     page.reload()
     expect(_cells(table, 2)).to_have_text([pc for pc, _, _ in newest[50:]])
     table.get_by_role("button", name="Newest").click()
@@ -327,7 +315,7 @@ def test_filters_narrow_the_table_and_the_timeline_and_live_in_the_url(
     # The lanes ignore the kind filter: every lane of the PC is drawn.
     assert shown_bands(page, pc) == expected_bands(live, pc, start, end)
 
-    quiet(page)
+    settle(page)
     page.reload()
     expect(page.get_by_label("PC", exact=True)).to_have_value(pc)
     expect(page.get_by_label("Kind", exact=True)).to_have_value("sleep")

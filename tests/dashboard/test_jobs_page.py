@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from catalog_seed import INVALID, publish_catalog
+from page_parts import settle
 from playwright.sync_api import Locator, Page, expect
 
 
@@ -26,18 +27,6 @@ def catalog(live) -> dict[str, dict]:
             "SELECT key, value FROM kv_entries WHERE bucket = 'jobs' ORDER BY key"
         )
     }
-
-
-def quiet(page: Page) -> None:
-    """No card loading: a reload or close would otherwise abort requests in flight."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function("!document.querySelector('[aria-busy=true]')")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_at_the_end(page: Page):
-    yield
-    quiet(page)
 
 
 def card(page: Page, title: str) -> Locator:
@@ -129,7 +118,7 @@ def test_scripts_open_from_the_url_and_show_the_stored_body(page: Page, live, ca
     expect(
         row(page, "disk-cleanup").get_by_role("link", name="disk-cleanup", exact=True)
     ).to_have_attribute("aria-current", "true")
-    quiet(page)
+    settle(page)
     page.reload()
     expect(block).to_have_attribute("open", "")
 
@@ -139,7 +128,7 @@ def test_scripts_open_from_the_url_and_show_the_stored_body(page: Page, live, ca
     expect(other).to_contain_text("its body is not mirrored here")
     # A refresh keeps what the user opened.
     page.get_by_role("button", name="Refresh").click()
-    quiet(page)
+    settle(page)
     expect(other).to_have_attribute("open", "")
 
     # From a schedule, the job link lands on the job's script.
@@ -169,7 +158,7 @@ def test_search_and_shell_filters_live_in_the_url(page: Page, live, catalog):
     page.get_by_label("Search").press("Enter")
     expect(page).to_have_url(re.compile(r"/jobs\?q=TEMP$"))
     expect(first_links).to_have_text(["disk-cleanup"])  # its description mentions TEMP
-    quiet(page)
+    settle(page)
     page.reload()
     expect(first_links).to_have_text(["disk-cleanup"])
     page.go_back()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 import nats
 import pytest
 from catalog_seed import ENDED_ID, PAUSED, publish_catalog, run
+from page_parts import settle
 from playwright.sync_api import Locator, Page, expect
 
 from projectord.database import Writer, create_writer_engine
@@ -53,18 +54,6 @@ def history(live) -> int:
     )
     assert count > 25
     return count
-
-
-def quiet(page: Page) -> None:
-    """No card loading: a reload or close would otherwise abort requests in flight."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function("!document.querySelector('[aria-busy=true]')")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_at_the_end(page: Page):
-    yield
-    quiet(page)
 
 
 def card(page: Page, title: str) -> Locator:
@@ -168,7 +157,7 @@ def test_search_and_status_filters_live_in_the_url(page: Page, live, history):
     page.get_by_label("Search").press("Enter")
     expect(page).to_have_url(live.url("/schedules?q=cleanup"))
     expect(column(table, 1)).to_have_text(["nightly-cleanup", "weekly-disk-cleanup"])
-    quiet(page)
+    settle(page)
     page.reload()
     expect(column(table, 1)).to_have_text(["nightly-cleanup", "weekly-disk-cleanup"])
     page.go_back()
@@ -202,7 +191,7 @@ def test_fire_history_shows_skip_reasons_and_pages_by_cursor(page: Page, live, h
     expect(page).to_have_url(re.compile(r"[?&]cursor="))
     expect(column(history_card, 3)).to_have_text([r for _, r, _ in fires[25:]])
     expect(history_card.get_by_role("button", name="Older")).to_be_disabled()
-    quiet(page)
+    settle(page)
     page.reload()
     expect(column(history_card, 3)).to_have_text([r for _, r, _ in fires[25:]])
     history_card.get_by_role("button", name="Newest").click()
@@ -259,6 +248,7 @@ def test_the_definition_reads_as_words_and_as_stored(page: Page, live, history):
     page.goto(f"/schedules/{PAUSED['id']}")
     expect(page.locator(".page-head .chip")).to_have_text("paused")
     definition = card(page, "Definition")
+    settle(page)  # all_inner_texts does not wait for the card
     facts = dict(
         zip(
             definition.locator("dt").all_inner_texts(),
