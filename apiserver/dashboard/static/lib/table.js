@@ -5,12 +5,21 @@ import {h} from "./dom.js";
 import {MISSING} from "./format.js";
 
 /**
- * dataTable({columns, rows, sort, onSort, empty, caption}) -> element (a scroll wrapper).
+ * dataTable({columns, rows, sort, onSort, empty, caption, rowClass}) -> element (a scroll wrapper).
  * columns: [{key, label, render?(row) -> Node|string, sortable?, align?: "right", className?}].
  * sort: {key, dir: "asc"|"desc"} of the current order; onSort(key, dir) when a sortable
  * header is clicked (clicking the sorted column flips dir). empty: text when rows is empty.
+ * rowClass(row): optional class of a row's <tr> (e.g. to highlight a problem row).
  */
-export function dataTable({columns, rows, sort = null, onSort = null, empty = "No rows.", caption}) {
+export function dataTable({
+  columns,
+  rows,
+  sort = null,
+  onSort = null,
+  empty = "No rows.",
+  caption,
+  rowClass = null,
+}) {
   const head = h(
     "tr",
     null,
@@ -20,7 +29,7 @@ export function dataTable({columns, rows, sort = null, onSort = null, empty = "N
     ? rows.map((row) =>
         h(
           "tr",
-          null,
+          rowClass ? {class: rowClass(row) || null} : null,
           columns.map((col) => h("td", {class: cellClass(col)}, cellValue(col, row))),
         ),
       )
