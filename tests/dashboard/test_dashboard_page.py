@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
+import nats
+import pytest
+from page_parts import settle
 from playwright.sync_api import Page, expect
 
 
@@ -22,6 +30,48 @@ def card(page: Page, title: str):
 
 def db_time(delta: timedelta) -> str:
     return (datetime.now(UTC) - delta).isoformat(timespec="microseconds")
+
+
+def _run(coro: Any) -> Any:
+    # Playwright's sync API keeps an event loop on the test thread.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _publish_process_samples(url: str, pcs: list[str], now: datetime) -> None:
+    nc = await nats.connect(url)
+    try:
+        # The last PC gets the newest sample, so it leads the investigations card.
+        for i, pc in enumerate(pcs):
+            at = (now + timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+            body = {
+                "pc_id": pc,
+                "at": at,
+                "processes": [
+                    {"pid": 4242, "name": "scan.exe", "cpu_pct": 37.5, "rss_bytes": 2**28},
+                    {"pid": 17, "name": "idle.exe", "cpu_pct": 0.5, "rss_bytes": 2**20},
+                ],
+            }
+            await nc.publish(f"process_perf.{pc}", json.dumps(body).encode())
+        await nc.flush()
+    finally:
+        await nc.close()
+
+
+@pytest.fixture(scope="module")
+def investigated(live) -> list[str]:
+    """Two PCs in investigation mode (a process sample each, through the real projector),
+    newest first; away from the PCs other pages' tests seed."""
+    pcs = [pc for (pc,) in live.query("SELECT pc_id FROM agents ORDER BY pc_id")][-7:-5]
+    now = datetime.now(UTC).replace(microsecond=0)
+    _run(_publish_process_samples(live.nats_url, pcs, now))
+    placeholders = ",".join("?" * len(pcs))
+    sql = f"SELECT COUNT(DISTINCT pc_id) FROM process_perf_samples WHERE pc_id IN ({placeholders})"
+    deadline = time.monotonic() + 30
+    while live.query(sql, tuple(pcs))[0][0] < len(pcs):
+        assert time.monotonic() < deadline, "process samples not projected"
+        time.sleep(0.2)
+    return pcs[::-1]
 
 
 def test_logging_in_through_the_form_shows_the_dashboard_with_the_real_counts(
@@ -141,6 +191,75 @@ def test_fleet_charts_and_top_lists_render(page: Page, live):
         assert set(rows.locator("td:first-child").all_inner_texts()) <= pcs
 
 
+def test_agent_versions_match_the_database_and_link_to_the_agents(page: Page, live):
+    page.goto("/dashboard")
+    counts = live.query(
+        "SELECT NULLIF(agent_version, '') AS v, COUNT(*) AS n FROM agents GROUP BY v"
+        " ORDER BY n DESC, v IS NOT NULL, v"
+    )
+    assert counts
+    rows = card(page, "Agent versions").locator("tbody tr")
+    expect(rows.locator("td:first-child")).to_have_text([v or "unknown" for v, _ in counts])
+    expect(rows.locator("td:nth-child(4)")).to_have_text([str(n) for _, n in counts])
+    widest = counts[0][1]
+    for i, (version, total) in enumerate(counts):
+        bar = rows.nth(i).get_by_role("img")
+        label = rf"^{re.escape(version or 'unknown')}: \d+ of {total} online$"
+        expect(bar).to_have_attribute("aria-label", re.compile(label))
+        style = rows.nth(i).locator(".version-bar-total").get_attribute("style") or ""
+        width = re.search(r"width: ([\d.]+)%", style)
+        assert width and float(width.group(1)) == pytest.approx(total / widest * 100)
+        online = int(rows.nth(i).locator("td").nth(2).inner_text())
+        assert 0 <= online <= total
+
+    # The version links to the Agents page filtered on exactly that version.
+    version = counts[0][0] or ""
+    rows.first.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/agents\?version="))
+    exact = "^" + re.sub(r"[.*+?^${}()|[\]\\]", r"\\\g<0>", version) + "$"
+    assert page.evaluate("new URLSearchParams(location.search).get('version')") == exact
+    [(matching,)] = live.query(
+        "SELECT COUNT(*) FROM agents WHERE COALESCE(agent_version, '') = ?", (version,)
+    )
+    expect(page.locator(".agents-card tbody tr")).to_have_count(min(matching, 50))
+    settle(page)
+
+
+def test_pcs_under_investigation_come_from_the_process_samples(
+    page: Page, live, investigated: list[str]
+):
+    page.goto("/dashboard")
+    # Other tests may put more PCs in investigation mode; each row must be one of them.
+    recent = {
+        pc: at
+        for pc, at in live.query(
+            "SELECT pc_id, MAX(at) FROM process_perf_samples WHERE at >= ? GROUP BY pc_id",
+            (db_time(timedelta(minutes=10)),),
+        )
+    }
+    hosts = dict(live.query("SELECT pc_id, hostname FROM agents"))
+    section = card(page, "PCs under investigation")
+    rows = section.locator("tbody tr")
+    expect(rows.first.locator("td").first).to_have_text(investigated[0])
+    expect(rows.nth(1).locator("td").first).to_have_text(investigated[1])
+    for pc_cell in rows.locator("td:first-child").all_inner_texts():
+        assert pc_cell in recent
+    for i, pc in enumerate(investigated):
+        expect(rows.nth(i).locator("td").nth(1)).to_have_text(hosts[pc])
+        expect(rows.nth(i).locator("time")).to_have_attribute(
+            "datetime", re.compile(recent[pc][:19].replace("T", "[T ]"))
+        )
+    link = rows.first.get_by_role("link", name=investigated[0])
+    expect(link).to_have_attribute("href", f"/agents/{investigated[0]}")
+    link.click()
+    expect(page).to_have_url(live.url(f"/agents/{investigated[0]}"))
+    expect(page.get_by_role("heading", name=investigated[0], level=1)).to_be_visible()
+    settle(page)
+    page.reload()
+    expect(page.get_by_role("heading", name=investigated[0], level=1)).to_be_visible()
+    settle(page)
+
+
 def test_a_wrong_password_shows_an_error_and_stays_on_the_login_page(
     anon_page: Page, live, page_watch
 ):
@@ -172,6 +291,7 @@ def test_logging_out_returns_to_login_and_ends_the_session(page: Page, live, pag
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(live.url("/login"))
     expect(page.locator(".topbar")).to_be_hidden()
+    settle(page)
     page.goto("/agents")
     expect(page).to_have_url(live.url("/login?next=%2Fagents"))
 
@@ -188,14 +308,18 @@ def test_a_deep_link_without_a_session_logs_in_and_lands_on_it(anon_page: Page, 
 
 
 def test_reload_keeps_the_route_and_unknown_routes_say_not_found(page: Page, live):
+    # Each page settles before the next navigation, which would abort what it still loads.
     page.goto("/activity?status=failure")
     expect(page.locator(".nav-link[aria-current=page]")).to_have_text("Activity")
+    settle(page)
     page.reload()
     expect(page).to_have_url(live.url("/activity?status=failure"))
     expect(page.locator(".nav-link[aria-current=page]")).to_have_text("Activity")
+    settle(page)
 
     page.goto("/results?status=success")
     expect(page).to_have_url(live.url("/activity?status=success"))
+    settle(page)
 
     page.goto("/no/such/page")
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
@@ -248,9 +372,12 @@ def test_dashboard_screenshots_and_the_phone_menu(page: Page, screenshot):
     nav.get_by_role("link", name="Audit").click()
     expect(page).to_have_url(re.compile(r"/audit$"))
     expect(nav).to_be_hidden()
+    settle(page)  # leaving the Audit page mid-load would abort its requests
     # Tables scroll inside their card: the page itself never scrolls sideways.
+    settle(page)
     page.goto("/dashboard")
     expect(card(page, "Recent runs").locator("tbody tr")).to_have_count(8)
+    settle(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 

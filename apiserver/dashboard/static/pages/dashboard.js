@@ -5,6 +5,8 @@ import {h, chip} from "../lib/dom.js";
 import {apiGet} from "../lib/api.js";
 import {dataTable} from "../lib/table.js";
 import {timeChart} from "../lib/charts.js";
+import {freezeBanner} from "../lib/freeze_banner.js";
+import {exactPattern} from "../lib/exact_pattern.js";
 import {
   formatBytes,
   formatDuration,
@@ -29,35 +31,13 @@ export function render(view) {
   fleetChart(view, "Fleet memory, 24 h", "mem", (v) => formatBytes(v, 1), "Average memory used per PC");
   topPcs(view, "Top CPU now", "cpu", (v) => formatPercent(v));
   topPcs(view, "Top memory now", "mem", (v) => formatBytes(v));
+  investigations(view);
+  agentVersions(view);
   scanDurations(view);
   recentAudit(view);
   recentRuns(view);
   upcomingSchedules(view);
   latestEvents(view);
-}
-
-function freezeBanner(view) {
-  view.card(null, {
-    className: "freeze-banner card-wide",
-    load: () => apiGet("/api/freeze"),
-    isEmpty: () => false,
-    render(freeze, body) {
-      const card = body.closest(".card");
-      card.hidden = freeze === null;
-      if (freeze === null) return;
-      const span = [
-        freeze.from ? `from ${freeze.from}` : null,
-        freeze.until ? `until ${freeze.until}` : "until lifted",
-        freeze.tz ? `(${freeze.tz})` : null,
-      ].filter(Boolean);
-      body.append(
-        h("strong", null, "Fleet frozen"),
-        " — scheduled jobs are held ",
-        span.join(" "),
-        freeze.reason ? h("span", {class: "freeze-reason"}, `: ${freeze.reason}`) : ".",
-      );
-    },
-  });
 }
 
 const HEALTH_TONE = {ok: "ok", unknown: "muted", degraded: "bad"};
@@ -191,6 +171,83 @@ function topPcs(view, cardTitle, metric, format) {
       );
     },
   });
+}
+
+function investigations(view) {
+  view.card("PCs under investigation", {
+    load: () => apiGet("/api/perf/active-investigations"),
+    isEmpty: (data) => data.rows.length === 0,
+    emptyText: "No PC has sent process samples in the last 5 minutes.",
+    render(data, body) {
+      const minutes = Math.round(data.window_seconds / 60);
+      body.append(
+        h("p", {class: "card-note"}, `PCs in investigation mode: process samples in the last ${minutes} min.`),
+        dataTable({
+          caption: "PCs under investigation",
+          columns: [
+            {key: "pc_id", label: "PC", render: (r) => view.link(`/agents/${encodeURIComponent(r.pc_id)}`, r.pc_id)},
+            {key: "hostname", label: "Host name"},
+            {key: "latest_at", label: "Latest sample", render: (r) => timeElement(r.latest_at)},
+          ],
+          rows: data.rows,
+        }),
+      );
+    },
+  });
+}
+
+// uPlot draws time series only; a few versions read best as a table with bars.
+function agentVersions(view) {
+  view.card("Agent versions", {
+    load: () => apiGet("/api/agents/versions"),
+    emptyText: "No agent has reported yet.",
+    render(rows, body) {
+      const widest = Math.max(...rows.map((r) => r.total), 1);
+      body.append(
+        h(
+          "p",
+          {class: "card-note version-legend"},
+          h("span", {class: "version-swatch version-bar-online"}),
+          "online",
+          h("span", {class: "version-swatch version-bar-total"}),
+          "offline",
+        ),
+        dataTable({
+          caption: "Agents per version",
+          columns: [
+            {
+              key: "version",
+              label: "Version",
+              render: (r) =>
+                view.link(
+                  `/agents?version=${encodeURIComponent(exactPattern(r.version ?? ""))}`,
+                  r.version ?? "unknown",
+                ),
+            },
+            {key: "share", label: "Agents", className: "version-bar-cell", render: (r) => versionBar(r, widest)},
+            {key: "active", label: "Online", align: "right", render: (r) => formatNumber(r.active)},
+            {key: "total", label: "Total", align: "right", render: (r) => formatNumber(r.total)},
+          ],
+          rows,
+        }),
+      );
+    },
+  });
+}
+
+// Bar length: the version's agents against the most common version; the darker part
+// is the online share.
+function versionBar(row, widest) {
+  const words = `${formatNumber(row.active)} of ${formatNumber(row.total)} online`;
+  return h(
+    "div",
+    {class: "version-bar", role: "img", "aria-label": `${row.version ?? "unknown"}: ${words}`, title: words},
+    h(
+      "span",
+      {class: "version-bar-total", style: {width: `${(row.total / widest) * 100}%`}},
+      h("span", {class: "version-bar-online", style: {width: `${row.total ? (row.active / row.total) * 100 : 0}%`}}),
+    ),
+  );
 }
 
 function exitChip(run) {
