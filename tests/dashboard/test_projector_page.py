@@ -202,3 +202,15 @@ def test_projector_page_at_phone_width_and_screenshots(page: Page, live, seeded,
     page.goto("/projector")
     settle(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_an_unknown_reject_says_so_and_the_list_stays(page: Page, live, seeded, page_watch):
+    page_watch.allow(404, "/api/rejects/")
+    [(top,)] = live.query("SELECT MAX(id) FROM projector_rejects")
+    page.goto(f"/projector?reject={top + 1000}")
+    detail = card(page, f"Reject #{top + 1000}")
+    expect(detail.get_by_role("alert")).to_have_text(f"no reject with id {top + 1000}")
+    expect(card(page, "Rejects").locator("tbody tr").first.locator("td").first).to_have_text(
+        f"#{top}"
+    )
+    settle(page)
