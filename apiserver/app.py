@@ -56,6 +56,7 @@ RESOURCES = (
     "jobs",
     "projector_status",
     "rejects",
+    "gaps",
 )
 
 

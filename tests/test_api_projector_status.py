@@ -366,3 +366,39 @@ def test_the_cursor_pattern_admits_our_cursors_and_nothing_else():
         assert isinstance(value, int) and 0 <= value < 10**18
 
     decodes_to_an_id()
+
+
+async def test_gaps_newest_first_filtered_by_projector(api_db, api):
+    gaps = [
+        ("results", "RESULTS", 10, 19, timedelta(hours=-3)),
+        ("events", "EVENTS", 5, 5, timedelta(hours=-2)),
+        ("results", "RESULTS", 40, 99, timedelta(hours=-1)),
+    ]
+    seed(
+        api_db,
+        projector_gaps,
+        [
+            {
+                "projector": p,
+                "stream": s,
+                "from_seq": lo,
+                "to_seq": hi,
+                "missing": hi - lo + 1,
+                "detected_at": ts(at),
+            }
+            for p, s, lo, hi, at in gaps
+        ],
+    )
+    everything = (await api.get("/api/projector/gaps")).json()
+    assert [(g["projector"], g["from_seq"], g["missing"]) for g in everything] == [
+        ("results", 40, 60),
+        ("events", 5, 1),
+        ("results", 10, 10),
+    ]
+    assert everything[0]["detected_at"] == api_time(ts(timedelta(hours=-1)))
+    only = (await api.get("/api/projector/gaps", params={"projector": "events"})).json()
+    assert [g["stream"] for g in only] == ["EVENTS"]
+    one = (await api.get("/api/projector/gaps", params={"limit": 1})).json()
+    assert [g["to_seq"] for g in one] == [99]
+    bad = await api.get("/api/projector/gaps", params={"limit": 0})
+    assert bad.status_code == 400 and bad.json()["parameter"] == "limit"
