@@ -24,7 +24,7 @@ export async function render(view) {
   if (rejectId) rejectCard(view, rejectId);
   projectorsCard(view, status);
   streamsCard(view, status);
-  gapsCard(view, status);
+  gapsCard(view);
   mirrorsCard(view, status);
   await rejectsCard(view);
 }
@@ -92,35 +92,36 @@ function projectorsCard(view, status) {
   });
 }
 
-function gapsCard(view, status) {
+// Gaps are rare, so one page of the newest is all the card needs.
+const GAP_ROWS = 100;
+
+function gapsCard(view) {
   view.card("Gaps", {
-    load: status,
+    load: () => apiGet("/api/projector/gaps", {limit: GAP_ROWS}),
     isEmpty: () => false,
-    render(s, body) {
-      const withGaps = s.projectors.filter((p) => p.gap_count > 0);
-      const total = withGaps.reduce((n, p) => n + p.gap_count, 0);
+    render(gaps, body) {
+      const count = gaps.length >= GAP_ROWS ? `${GAP_ROWS}+` : formatNumber(gaps.length);
       append(body, [
-        h(
-          "p",
-          {class: "summary"},
-          total ? chip(`${formatNumber(total)} gaps`, "bad") : chip("no gaps", "ok"),
-        ),
+        h("p", {class: "summary"}, gaps.length ? chip(`${count} gaps`, "bad") : chip("no gaps", "ok")),
         h(
           "p",
           {class: "card-note"},
           "A gap is a range of stream sequences that left the stream (age or size limits) ",
-          "before its projector applied them; projectord records each range when it notices ",
-          "the jump. The API reports how many ranges each projector has, not the ranges.",
+          "before its projector applied them: those messages are missing from the database. ",
+          "projectord records each range when it notices the jump at start-up.",
         ),
-        withGaps.length
+        gaps.length
           ? dataTable({
-              caption: "Gaps per projector",
+              caption: "Gap ranges, newest first",
               columns: [
                 {key: "projector", label: "Projector"},
                 {key: "stream", label: "Stream"},
-                {key: "gap_count", label: "Gap ranges", align: "right", render: (p) => num(p.gap_count)},
+                {key: "from_seq", label: "From", align: "right", render: (g) => num(g.from_seq)},
+                {key: "to_seq", label: "To", align: "right", render: (g) => num(g.to_seq)},
+                {key: "missing", label: "Missing", align: "right", render: (g) => num(g.missing)},
+                {key: "detected_at", label: "Detected", render: (g) => timeElement(g.detected_at)},
               ],
-              rows: withGaps,
+              rows: gaps,
             })
           : null,
       ]);
