@@ -13,15 +13,18 @@ export const COVERAGE_STATES = [
   {key: "pending", label: "pending"},
 ];
 
-/** coverageBar({total, ok, fail, running, pending}, {compact}) -> element. */
-export function coverageBar(counts, {compact = false} = {}) {
+/**
+ * coverageBar({total, ok, fail, running, pending}, {compact, name}) -> element.
+ * name: what the bar's accessible label calls the counts (default "Coverage").
+ */
+export function coverageBar(counts, {compact = false, name = "Coverage"} = {}) {
   const total = counts.total ?? 0;
   const words = COVERAGE_STATES.map((s) => `${formatNumber(counts[s.key] ?? 0)} ${s.label}`);
   const summary = `${words.join(", ")} of ${formatNumber(total)} PCs`;
   const percent = total ? Math.round(((counts.ok ?? 0) / total) * 100) : 0;
   const bar = h(
     "div",
-    {class: "cov-bar", role: "img", "aria-label": `Coverage: ${summary}`, title: summary},
+    {class: "cov-bar", role: "img", "aria-label": `${name}: ${summary}`, title: summary},
     total
       ? COVERAGE_STATES.filter((s) => counts[s.key]).map((s) =>
           h("span", {class: `cov-seg cov-${s.key}`, style: {width: `${(counts[s.key] / total) * 100}%`}}),
