@@ -226,3 +226,26 @@ def test_activity_screenshots_and_phone_width(page: Page, live, seed, screenshot
     page.goto("/activity?status=failure")
     expect(id_links(page)).not_to_have_count(0)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_links_from_the_agent_and_jobs_pages_land_on_their_runs(page: Page, live, seed):
+    # Agent detail links with the PC id escaped and anchored: only that PC's runs.
+    pc = seed.run("big-failure").pc_id
+    page.goto(f"/agents/{pc}")
+    page.get_by_role("link", name="All runs on this PC").click()
+    expect(page).to_have_url(re.compile(r"/activity\?pc_id="))
+    assert query_of(page)["pc_id"] == [f"^{pc}$"]
+    expect(page.get_by_label("PC")).to_have_value(f"^{pc}$")
+    on_pc = ids(live, "pc_id = ? AND started_at >= ?", (pc, ago(hours=24)))
+    assert on_pc
+    expect(id_links(page)).to_have_text(short(on_pc))
+    expect(results_card(page).locator("tbody tr td:nth-child(3)")).to_have_text([pc] * len(on_pc))
+
+    # The Jobs page links a job's run count with the job id.
+    settle(page)
+    page.goto("/jobs")
+    page.locator('a[href="/activity?job_id=inventory-hw"]').first.click()
+    expect(page).to_have_url(re.compile(r"/activity\?job_id=inventory-hw$"))
+    of_job = ids(live, "job_id = ? AND started_at >= ?", ("inventory-hw", ago(hours=24)))
+    assert of_job
+    expect(id_links(page)).to_have_text(short(of_job))

@@ -90,7 +90,7 @@ export function render(view) {
               {class: "card-note", role: "note"},
               `A page of a pattern search examines at most ${formatNumber(
                 filters.stdout || filters.stderr ? SEARCH_WINDOW.output : SEARCH_WINDOW.ids,
-              )} results; Older searches on.`,
+              )} results, so it can come up short: Older searches further back.`,
             )
           : null,
         h(

@@ -69,7 +69,7 @@ export function render(view) {
           ? h(
               "p",
               {class: "card-note", role: "note"},
-              `A page of a pattern search examines at most ${formatNumber(CANDIDATES)} entries; Older searches on.`,
+              `A page of a pattern search examines at most ${formatNumber(CANDIDATES)} entries, so it can come up short: Older searches further back.`,
             )
           : null,
         h("div", {class: "card-foot pager-row"}, cursorPager(view, {nextCursor: next}), pageSizeSelect(view, PAGE)),
