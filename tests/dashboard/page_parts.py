@@ -12,5 +12,6 @@ def settle(page: Page) -> None:
     is still loading aborts its requests, which the page watch reports. A locator
     wait, not wait_for_function: the page's CSP forbids the eval that polls it.
     """
+    page.wait_for_load_state("networkidle")  # the page module and its first requests
     expect(page.locator("[aria-busy=true]")).to_have_count(0)
     page.wait_for_load_state("networkidle")

@@ -374,7 +374,6 @@ def test_dashboard_screenshots_and_the_phone_menu(page: Page, screenshot):
     expect(nav).to_be_hidden()
     settle(page)  # leaving the Audit page mid-load would abort its requests
     # Tables scroll inside their card: the page itself never scrolls sideways.
-    settle(page)
     page.goto("/dashboard")
     expect(card(page, "Recent runs").locator("tbody tr")).to_have_count(8)
     settle(page)

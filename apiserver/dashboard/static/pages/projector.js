@@ -13,8 +13,10 @@ import {formatBytes, formatDuration, formatNumber, formatUtc, timeElement, MISSI
 export const title = "Projector";
 
 const PAGE = {choices: [25, 50, 200], fallback: 25};
-// A mirror not synced for this long is shown as stale (projectord syncs every few seconds).
-const STALE_MIRROR_S = 120;
+// A mirror not synced for this long is shown as stale. projectord reconciles each mirror
+// every kv_resync_s (300 s by default) and follows changes in between, so a healthy
+// mirror's sync time is up to 5 minutes old; two missed resyncs are a problem.
+const STALE_MIRROR_S = 660;
 
 export async function render(view) {
   view.root.append(h("h1", {class: "page-title"}, "Projector status"));
