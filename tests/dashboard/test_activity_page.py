@@ -241,11 +241,12 @@ def test_links_from_the_agent_and_jobs_pages_land_on_their_runs(page: Page, live
     expect(id_links(page)).to_have_text(short(on_pc))
     expect(results_card(page).locator("tbody tr td:nth-child(3)")).to_have_text([pc] * len(on_pc))
 
-    # The Jobs page links a job's run count with the job id.
+    # The Jobs page links a job's run count with the job id, anchored: the API's filter
+    # is a pattern, and "x" alone would also match a job "x-full".
     settle(page)
     page.goto("/jobs")
-    page.locator('a[href="/activity?job_id=inventory-hw"]').first.click()
-    expect(page).to_have_url(re.compile(r"/activity\?job_id=inventory-hw$"))
+    page.locator('a[href="/activity?job_id=%5Einventory-hw%24"]').first.click()
+    expect(page).to_have_url(re.compile(r"/activity\?job_id=%5Einventory-hw%24$"))
     of_job = ids(live, "job_id = ? AND started_at >= ?", ("inventory-hw", ago(hours=24)))
     assert of_job
     expect(id_links(page)).to_have_text(short(of_job))

@@ -86,7 +86,9 @@ def test_the_catalog_matches_kv_and_the_runs(page: Page, live, catalog):
     assert runs >= live.agents
     runs_cell = row(page, "inventory-hw").locator("td").nth(6)
     expect(runs_cell).to_have_text(str(runs))
-    expect(runs_cell.get_by_role("link")).to_have_attribute("href", "/activity?job_id=inventory-hw")
+    expect(runs_cell.get_by_role("link")).to_have_attribute(
+        "href", "/activity?job_id=%5Einventory-hw%24"
+    )
     expect(row(page, "disk-cleanup").locator("td").nth(6)).to_have_text("0")
 
     # Now: executions of the job running or pending.

@@ -2,6 +2,7 @@
 // table gives the overview; each script opens below it (?job=<id> opens one, so links from
 // schedules land on it). Search and shell filter in the URL.
 
+import {exactPattern} from "../lib/exact_pattern.js";
 import {h, chip} from "../lib/dom.js";
 import {apiGet} from "../lib/api.js";
 import {dataTable} from "../lib/table.js";
@@ -120,7 +121,7 @@ function liveCell(job) {
 function runsCell(view, job) {
   if (job.runs === null) return h("span", {class: "muted", title: "run statistics could not be loaded"}, "—");
   if (!job.runs.count) return h("span", {class: "muted"}, "0");
-  return view.link(`/activity?job_id=${encodeURIComponent(job.id)}`, formatNumber(job.runs.count));
+  return view.link(`/activity?job_id=${encodeURIComponent(exactPattern(job.id))}`, formatNumber(job.runs.count));
 }
 
 function usedByCell(view, job) {

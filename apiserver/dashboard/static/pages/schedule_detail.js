@@ -3,6 +3,7 @@
 // failed), cursor-paged. A schedule that is stored but invalid, or deleted but with a
 // history, still shows what is known; an id nobody knows gets a not-found page.
 
+import {exactPattern} from "../lib/exact_pattern.js";
 import {h, append, chip} from "../lib/dom.js";
 import {apiGet} from "../lib/api.js";
 import {dataTable} from "../lib/table.js";
@@ -134,7 +135,7 @@ function statusCard(view, enc, schedule) {
     render({status, freeze}, body) {
       const state = scheduleState(schedule, freeze);
       const last = status.last_run;
-      const runs = `/activity?job_id=${encodeURIComponent(schedule.job_id)}`;
+      const runs = `/activity?job_id=${encodeURIComponent(exactPattern(schedule.job_id))}`;
       body.append(
         facts([
           ["Status", h("span", null, stateChip(state), freezeHolds(freeze) && freeze.reason ? h("span", {class: "muted"}, ` ${freeze.reason}`) : null)],
