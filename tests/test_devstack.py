@@ -99,6 +99,7 @@ def test_the_stack_comes_up_with_a_login_a_fleet_and_samples_and_stops_in_order(
     try:
         for step in ("nats-server", "projectord", "sample jobs", "apiserver", "simulated fleet"):
             assert re.search(rf"^  ok  {step}", stack.output, re.MULTILINE), stack.output
+        assert "broker_resource" not in stack.output  # components log to files, not here
         assert facts["dashboard"] == f"http://127.0.0.1:{stack.http_port}/"
         assert facts["broker"].startswith(f"nats://127.0.0.1:{stack.nats_port} (embedded")
         assert facts["database"] == str(state / "backend.db")

@@ -27,6 +27,7 @@ import nats
 from nats.js.errors import BucketNotFoundError
 
 from ..broker_resources import ensure_resources
+from ..logconfig import configure_logging
 from ..timestamps import format_db, utc_now
 from .children import Child, spawn
 from .embedded_broker import EmbeddedBrokerError, start_broker
@@ -247,6 +248,8 @@ def _status_line(db: Path) -> str:
 def run_dev(options: DevOptions) -> int:
     """Run the stack until Ctrl-C or SIGTERM; 0 after a clean stop, 1 on a failure."""
     options.state_dir.mkdir(parents=True, exist_ok=True)
+    # The components log to their files; here only the progress lines belong on screen.
+    configure_logging("console", "warning")
     progress = Progress()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
