@@ -83,3 +83,28 @@ export function pcBands({seeds = [], events, from, to, startAt = from}) {
   }
   return out;
 }
+
+/**
+ * The accessible text of one band: "Session: Logged on (user), from logon (winlog:Security)".
+ * span names the shown period ("window", "range"); countRepeats adds how many events of
+ * the same kind the band merges.
+ */
+export function bandText(lane, band, {span = "window", countRepeats = true} = {}) {
+  const state = STATES[band.state];
+  if (!band.event) return `${lane.label}: ${state}`;
+  const user = band.event.payload?.user;
+  const who = band.state === "logged-on" && user ? ` (${user})` : "";
+  const cause = `${band.event.kind} (${band.event.source})`;
+  if (!band.events) return `${lane.label}: ${state}${who}, since ${cause} before the ${span}`;
+  const repeats =
+    countRepeats && band.events > 1 ? `, ${band.events} ${band.event.kind} events` : "";
+  return `${lane.label}: ${state}${who}, from ${cause}${repeats}`;
+}
+
+/** The legend groups of a lane chart: each lane's states, then the unknown state. */
+export function legendGroups() {
+  return LANES.map((lane) => ({
+    label: lane.label,
+    states: [...new Set(Object.values(lane.kinds))].map((state) => ({state, label: STATES[state]})),
+  })).concat([{label: "Any lane", states: [{state: "unknown", label: STATES.unknown}]}]);
+}

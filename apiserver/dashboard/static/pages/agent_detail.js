@@ -3,6 +3,7 @@
 // process CPU over the range, its recent runs, and a timeline of what it observed
 // (power, session, sleep, activity). An unknown PC id gets a "not found" page.
 
+import {notFoundCard} from "../lib/not_found_card.js";
 import {h, append} from "../lib/dom.js";
 import {apiGet} from "../lib/api.js";
 import {dataTable} from "../lib/table.js";
@@ -10,7 +11,7 @@ import {timeChart} from "../lib/charts.js";
 import {toggleGroup} from "../lib/toggle_group.js";
 import {exactPattern} from "../lib/exact_pattern.js";
 import {agentStatus, statusChip} from "../lib/agent_status.js";
-import {LANES, LANE_KINDS, STATES, pcBands, stateOf} from "../lib/obs_lanes.js";
+import {LANES, LANE_KINDS, bandText, legendGroups, pcBands, stateOf} from "../lib/obs_lanes.js";
 import {swimlane, swimlaneLegend} from "../lib/swimlane.js";
 import {
   formatBytes,
@@ -51,7 +52,13 @@ export async function render(view) {
     first = await apiGet(path);
   } catch (err) {
     if (err.status === 404) {
-      notFound(view, pcId);
+      notFoundCard(view, {
+        title: "Agent not found",
+        lead: "No agent has the PC id",
+        id: pcId,
+        why: "It has never sent a heartbeat, or the id is mistyped.",
+        back: ["/agents", "Back to Agents"],
+      });
       return;
     }
   }
@@ -114,25 +121,6 @@ function pageHead(view, pcId, range) {
       sub.replaceChildren(parts.filter(Boolean).join(" · ") || "No details reported yet");
     },
   };
-}
-
-function notFound(view, pcId) {
-  document.title = "Agent not found · kanade";
-  view.root.append(
-    h(
-      "section",
-      {class: "card not-found"},
-      h("h1", null, "Agent not found"),
-      h(
-        "p",
-        null,
-        "No agent has the PC id ",
-        h("code", null, pcId),
-        ". It has never sent a heartbeat, or the id is mistyped.",
-      ),
-      h("p", null, view.link("/agents", "Back to Agents")),
-    ),
-  );
 }
 
 // --------------------------------------------------------------------------- state
@@ -477,16 +465,11 @@ function timelineCard(view, pcId, range) {
       const bands = pcBands({seeds: data.seeds, events: data.events, from, to, startAt});
       const described = {};
       for (const lane of LANES) {
-        described[lane.key] = bands[lane.key].map((band) => ({...band, text: bandText(lane, band)}));
+        described[lane.key] = bands[lane.key].map((band) => ({...band, text: bandText(lane, band, {span: "range", countRepeats: false})}));
       }
       const count = data.events.length;
       append(body, [
-        swimlaneLegend(
-          LANES.map((lane) => ({
-            label: lane.label,
-            states: [...new Set(Object.values(lane.kinds))].map((state) => ({state, label: STATES[state]})),
-          })).concat([{label: "Any lane", states: [{state: "unknown", label: STATES.unknown}]}]),
-        ),
+        swimlaneLegend(legendGroups()),
         data.cut
           ? h(
               "p",
@@ -514,16 +497,6 @@ function timelineCard(view, pcId, range) {
       ]);
     },
   });
-}
-
-function bandText(lane, band) {
-  const state = STATES[band.state];
-  if (!band.event) return `${lane.label}: ${state}`;
-  const user = band.event.payload?.user;
-  const who = band.state === "logged-on" && user ? ` (${user})` : "";
-  const cause = `${band.event.kind} (${band.event.source})`;
-  if (!band.events) return `${lane.label}: ${state}${who}, since ${cause} before the range`;
-  return `${lane.label}: ${state}${who}, from ${cause}`;
 }
 
 function eventsCard(view, pcId, range) {

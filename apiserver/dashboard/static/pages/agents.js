@@ -2,6 +2,7 @@
 // in the URL, so a view can be shared and Back walks through it; the status chips count
 // what the filters match (from the API's count headers) and filter when pressed.
 
+import {linkRows} from "../lib/row_link.js";
 import {h} from "../lib/dom.js";
 import {apiGet} from "../lib/api.js";
 import {dataTable} from "../lib/table.js";
@@ -153,16 +154,7 @@ function agentTable(view, rows, sort, filtered) {
       },
     ],
   });
-  // The whole row opens the agent; the PC link stays the keyboard and new-tab path.
-  table.querySelectorAll("tbody tr").forEach((tr, i) => {
-    if (!rows[i]) return;
-    tr.classList.add("row-link");
-    tr.addEventListener("click", (event) => {
-      if (event.target.closest("a, button") || getSelection()?.toString()) return;
-      view.navigate(detail(rows[i]));
-    });
-  });
-  return table;
+  return linkRows(view, table, rows, detail);
 }
 
 function versionCell(agent) {

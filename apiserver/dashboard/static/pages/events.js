@@ -10,7 +10,7 @@ import {filterBar} from "../lib/filters.js";
 import {cursorPager, offsetPager, pageSizeSelect} from "../lib/pager.js";
 import {formatNumber, formatRelative, formatUtc} from "../lib/format.js";
 import {WINDOW_LENGTHS, readWindow, windowStepper} from "../lib/time_window.js";
-import {LANES, LANE_KINDS, STATES, pcBands, stateOf} from "../lib/obs_lanes.js";
+import {LANES, LANE_KINDS, bandText, legendGroups, pcBands, stateOf} from "../lib/obs_lanes.js";
 import {swimlane, swimlaneLegend} from "../lib/swimlane.js";
 
 export const title = "Events";
@@ -91,10 +91,7 @@ function timelineCard(view, pc) {
       const cut = data.pcs.filter((agent) => data.events.get(agent.pc_id).cut).map((a) => a.pc_id);
       append(body, [
         h("div", {class: "timeline-bar"}, windowStepper(view, win, {resetKeys: ["cursor"]})),
-        swimlaneLegend(LANES.map((lane) => ({
-          label: lane.label,
-          states: [...new Set(Object.values(lane.kinds))].map((state) => ({state, label: STATES[state]})),
-        })).concat([{label: "Any lane", states: [{state: "unknown", label: STATES.unknown}]}])),
+        swimlaneLegend(legendGroups()),
         cut.length
           ? h(
               "p",
@@ -174,17 +171,6 @@ function laneRow(view, agent, data) {
     ],
     bands: described,
   };
-}
-
-function bandText(lane, band) {
-  const state = STATES[band.state];
-  if (!band.event) return `${lane.label}: ${state}`;
-  const user = band.event.payload?.user;
-  const who = band.state === "logged-on" && user ? ` (${user})` : "";
-  const cause = `${band.event.kind} (${band.event.source})`;
-  if (!band.events) return `${lane.label}: ${state}${who}, since ${cause} before the window`;
-  const repeats = band.events > 1 ? `, ${band.events} ${band.event.kind} events` : "";
-  return `${lane.label}: ${state}${who}, from ${cause}${repeats}`;
 }
 
 // --------------------------------------------------------------------------- table

@@ -3,6 +3,7 @@
 // finalize-hook runs, and the full stdout and stderr. An unknown id gets a "not found"
 // page. (Output an agent sent through the object store arrives here already inlined.)
 
+import {notFoundCard} from "../lib/not_found_card.js";
 import {h} from "../lib/dom.js";
 import {apiGet} from "../lib/api.js";
 import {dataTable} from "../lib/table.js";
@@ -31,7 +32,13 @@ export async function render(view) {
     first = await apiGet(path);
   } catch (err) {
     if (err.status === 404) {
-      notFound(view, resultId);
+      notFoundCard(view, {
+        title: "Result not found",
+        lead: "No command result has the id",
+        id: resultId,
+        why: "It may have been removed by retention, or the id is mistyped.",
+        back: ["/activity", "Back to Activity"],
+      });
       return;
     }
   }
@@ -90,25 +97,6 @@ function pageHead(view, resultId) {
       sub.replaceChildren(`${job} on ${result.pc_id}${when}`);
     },
   };
-}
-
-function notFound(view, resultId) {
-  document.title = "Result not found · kanade";
-  view.root.append(
-    h(
-      "section",
-      {class: "card not-found"},
-      h("h1", null, "Result not found"),
-      h(
-        "p",
-        null,
-        "No command result has the id ",
-        h("code", null, resultId),
-        ". It may have been removed by retention, or the id is mistyped.",
-      ),
-      h("p", null, view.link("/activity", "Back to Activity")),
-    ),
-  );
 }
 
 // --------------------------------------------------------------------------- the run
