@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -170,6 +171,18 @@ def spawn_projectord(
     full_env.pop("KANADE_CONFIG", None)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(projectord_cmd("run", *args), env=full_env, stdout=out, stderr=out)
+
+
+def dev_stack_cmd(state: Path, nats_port: int, http_port: int, *args: str) -> list[str]:
+    """``projectord dev`` on the given ports with its state under ``state``."""
+    ports = ["--nats-port", str(nats_port), "--http-port", str(http_port)]
+    return projectord_cmd("dev", "--state-dir", str(state), *ports, *args)
+
+
+def banner_facts(output: str) -> dict[str, str]:
+    """The ``  name  value`` lines the dev stack prints once it is up (dashboard, login...)."""
+    banner = output.split("kanade is running", 1)[1]
+    return dict(re.findall(r"^  (\w+) +(.+)$", banner, re.MULTILINE))
 
 
 def apiserver_cmd(*args: str) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness import NatsServer, free_port, projectord_cmd
+from harness import NatsServer, banner_facts, dev_stack_cmd, free_port, projectord_cmd
 
 from apiserver.config import load_api_settings
 from projectord.config import load_settings
@@ -32,16 +32,7 @@ class DevStack:
 
     def __init__(self, state: Path, *args: str) -> None:
         self.nats_port, self.http_port = free_port(), free_port()
-        cmd = projectord_cmd(
-            "dev",
-            "--state-dir",
-            str(state),
-            "--nats-port",
-            str(self.nats_port),
-            "--http-port",
-            str(self.http_port),
-            *args,
-        )
+        cmd = dev_stack_cmd(state, self.nats_port, self.http_port, *args)
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -64,8 +55,7 @@ class DevStack:
                 self.stop()
                 pytest.fail(f"the dev stack did not come up:\n{self.output}")
             time.sleep(0.2)
-        banner = self.output.split("kanade is running", 1)[1]
-        return dict(re.findall(r"^  (\w+) +(.+)$", banner, re.MULTILINE))
+        return banner_facts(self.output)
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         if self.proc.poll() is None:

@@ -47,7 +47,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from harness import free_port, projectord_cmd  # noqa: E402
+from harness import banner_facts, dev_stack_cmd, free_port  # noqa: E402
 from projector_lag import empty_lags, pctl, sample_lag  # noqa: E402
 
 SAMPLE_EVERY_S = 5.0
@@ -110,17 +110,7 @@ def dashboard_clients(base: str, login: str, stop: threading.Event, counts: dict
 
 def start_stack(work: Path, agents: int) -> tuple[subprocess.Popen[str], dict[str, str], int]:
     nats_port, http_port = free_port(), free_port()
-    cmd = projectord_cmd(
-        "dev",
-        "--state-dir",
-        str(work),
-        "--agents",
-        str(agents),
-        "--nats-port",
-        str(nats_port),
-        "--http-port",
-        str(http_port),
-    )
+    cmd = dev_stack_cmd(work, nats_port, http_port, "--agents", str(agents))
     dev = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     assert dev.stderr is not None
     output = []
@@ -133,7 +123,7 @@ def start_stack(work: Path, agents: int) -> tuple[subprocess.Popen[str], dict[st
         raise RuntimeError("the dev stack stopped before it was up:\n" + "".join(output))
     # Keep draining its output so it never blocks on a full pipe.
     threading.Thread(target=lambda: [None for _ in dev.stderr], daemon=True).start()
-    facts = dict(re.findall(r"^  (\w+) +(.+)$", "".join(output), re.MULTILINE))
+    facts = banner_facts("".join(output))
     return dev, facts, nats_port
 
 
