@@ -56,6 +56,11 @@ role = "admin"
         ("[apiserver]\nsession_max_age_s = 5\n", "apiserver.session_max_age_s"),
         ("[apiserver]\nworkers = 0\n", "apiserver.workers"),
         ('[apiserver]\nworkers = "two"\n', "apiserver.workers"),
+        (
+            "[apiserver]\nproxy_hops = -1\n",
+            "apiserver.proxy_hops': expected an integer from 0 to 5",
+        ),
+        ('[apiserver]\nproxy_hops = "one"\n', "apiserver.proxy_hops"),
         ("[apiserver]\naccounts = 3\n", "apiserver.accounts': expected a table"),
         (
             '[apiserver.accounts.alice]\npassword_hash = "plain"\nrole = "viewer"\n',

@@ -166,6 +166,15 @@ def test_a_busy_broker_port_and_a_config_file_are_refused_with_a_reason(tmp_path
     assert config.returncode == 2
     assert "--config is not used" in config.stderr
 
+    for flag, value, needle in (
+        ("--http-port", "70000", "expected a port 1-65535, got 70000"),
+        ("--agents", "-3", "expected 0 or more, got -3"),
+    ):
+        bad = subprocess.run(
+            projectord_cmd("dev", flag, value), capture_output=True, text=True, timeout=60
+        )
+        assert bad.returncode == 2 and needle in bad.stderr, bad.stderr
+
 
 def test_every_sample_schedule_decodes_and_names_a_sample_job():
     jobs = {job["id"]: parse_manifest(job["id"], json.dumps(job)) for job in SAMPLE_JOBS}
