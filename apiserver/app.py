@@ -147,7 +147,10 @@ def create_app(
     app.state.auth = Authenticator(api, sessions)
     app.state.throttle = throttle or LoginThrottle(monotonic)
     app.state.db = ReadDatabase(
-        settings.db_path, api["db_connections"], settings.section("database")["busy_timeout_ms"]
+        settings.db_path,
+        api["db_connections"],
+        settings.section("database")["busy_timeout_ms"],
+        api["db_inline_ms"],
     )
     app.state.endpoints = endpoints
     app.state.metrics_registry = registry

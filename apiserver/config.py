@@ -105,7 +105,23 @@ API_SECTION: tuple[Key, ...] = (
         1,
         64,
     ),
-    Key("db_connections", int, 8, "Read connections to the database, per worker.", 1, 64),
+    Key(
+        "db_connections",
+        int,
+        8,
+        "Read connections (and threads) per worker for queries that overrun db_inline_ms.",
+        1,
+        64,
+    ),
+    Key(
+        "db_inline_ms",
+        int,
+        20,
+        "How long a query may run on the worker's event-loop thread before it is "
+        "interrupted and run again on a thread; 0: every query on a thread.",
+        0,
+        1000,
+    ),
     Key(
         "proxy_hops",
         int,

@@ -624,8 +624,9 @@ async def test_a_status_filter_reads_a_rare_status_from_the_heartbeat_index(
     rows = [agent(f"PC-{i:03d}", i, last_heartbeat=beats[i < online]) for i in range(400)]
     seed(api_db, agents, rows)
     statements: list[str] = []
-    engine = api._transport.app.state.db.engine
-    event.listen(engine, "connect", lambda conn, _: conn.set_trace_callback(statements.append))
+    db = api._transport.app.state.db
+    for engine in (db.inline_engine, db.engine):
+        event.listen(engine, "connect", lambda conn, _: conn.set_trace_callback(statements.append))
 
     r = await api.get(f"/api/agents?limit=20&status={status}")
 

@@ -46,9 +46,12 @@ async def traced(api_db, db_path):
     app = create_app(api_settings(db_path), clock=lambda: NOW)
     statements: list[str] = []
 
-    @event.listens_for(app.state.db.engine, "connect")
     def trace(dbapi_conn, record):
         dbapi_conn.set_trace_callback(statements.append)
+
+    # Queries run in place first, and on the pool when they overrun.
+    for engine in (app.state.db.inline_engine, app.state.db.engine):
+        event.listen(engine, "connect", trace)
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=AUTH) as c:
