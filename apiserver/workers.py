@@ -15,7 +15,6 @@ worker lock the user out of all of them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -27,10 +26,11 @@ from typing import Any
 
 import structlog
 
+from projectord.parent_death import die_with_parent
+
 from .auth.throttle import LoginThrottle
 
 BACKLOG = 1024
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 log = structlog.get_logger("apiserver")
 
 
@@ -83,19 +83,6 @@ class _ThrottleManager(BaseManager):
 _ThrottleManager.register("LoginThrottle", LoginThrottle)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies, even by SIGKILL.
-
-    Without it, a killed parent left its workers serving (seen in tests).
-    Elsewhere nothing is done; the service manager stops the process group.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-
-
 def shared_throttle(clock: Callable[[], float]) -> tuple[Any, Callable[[], None]]:
     """A LoginThrottle living in a manager process, and the function stopping it.
 
@@ -103,7 +90,7 @@ def shared_throttle(clock: Callable[[], float]) -> tuple[Any, Callable[[], None]
     (``time.monotonic`` does: it is the system's monotonic clock).
     """
     manager = _ThrottleManager(ctx=multiprocessing.get_context("fork"))
-    manager.start(initializer=_die_with_parent)
+    manager.start(initializer=die_with_parent)
     return manager.LoginThrottle(clock), manager.shutdown  # type: ignore[attr-defined]
 
 
@@ -161,7 +148,7 @@ def _child(serve_one: Callable[[], int], parent: int) -> None:
     # The parent's handlers were inherited by the fork; the worker installs its own.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != parent:  # the parent died before the request took effect
         raise SystemExit(1)
     raise SystemExit(serve_one())

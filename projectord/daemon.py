@@ -32,6 +32,7 @@ from .metrics import ProjectordMetrics
 from .metrics_listener import MetricsListener, start_metrics_listener
 from .migrations import upgrade_to_head
 from .projectors import CORE, JETSTREAM
+from .pulling import HelperPuller
 from .scheduler.signing import signer_from_options
 from .scheduler.tick import Scheduler
 from .scheduler.waves import WaveSender
@@ -131,6 +132,7 @@ class Daemon:
         writer = Writer(engine)
         nc: Client | None = None
         timeouts: ManifestTimeouts | None = None
+        puller = HelperPuller(self.settings.section("nats"), self.settings.section("log"))
         try:
             # Only the lock holder listens: a second instance must not take the port.
             if self.options["metrics_bind"]:
@@ -148,7 +150,7 @@ class Daemon:
             timeouts.start()
             ctx = BrokerContext(js, timeouts)
             self.jetstream = [
-                JetStreamConsumer(p, js, writer, self.options, ctx, self.stop, self.metrics)
+                JetStreamConsumer(p, js, writer, self.options, ctx, self.stop, self.metrics, puller)
                 for p in JETSTREAM
             ]
             for consumer in self.jetstream:
@@ -213,6 +215,8 @@ class Daemon:
         finally:
             if timeouts is not None:
                 await timeouts.stop()
+            # The projectors' last acks went through the helper: it flushes them.
+            await puller.close()
             if nc is not None:
                 # Every ack was published by the projector loops; flush them out.
                 try:

@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nats.errors
 import structlog
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import Connection
 
@@ -28,8 +26,12 @@ from .database import Writer
 from .metrics import ProjectordMetrics
 from .positions import reconcile
 from .projectors.contract import Delivery, JetStreamProjector, Rejected
+from .pulling import LocalPuller, Pulled
 
 log = structlog.get_logger("projectord.jetstream")
+
+# At most this many fetched batches share one transaction (and wait in memory).
+MERGED_BATCHES = 3
 
 
 @dataclass(slots=True)
@@ -45,9 +47,20 @@ class Item:
 class Batch:
     """A decoded batch waiting for its transaction: what to ack and what to write."""
 
-    msgs: list[Msg]
+    msgs: list[Pulled]
     items: list[Item]
     skipped: int
+
+
+def merged(batches: Sequence[Batch]) -> Batch:
+    """One batch holding several, in order (they then share one transaction)."""
+    if len(batches) == 1:
+        return batches[0]
+    return Batch(
+        [m for b in batches for m in b.msgs],
+        [i for b in batches for i in b.items],
+        sum(b.skipped for b in batches),
+    )
 
 
 @dataclass
@@ -59,7 +72,7 @@ class ConsumerStats:
     last_seq: int = 0
 
 
-def _at_stream_end(msgs: Sequence[Msg]) -> bool:
+def _at_stream_end(msgs: Sequence[Pulled]) -> bool:
     """Whether a fetch left nothing pending: it was empty, or its last message says 0."""
     if not msgs:
         return True
@@ -82,9 +95,11 @@ class JetStreamConsumer:
         broker_ctx: Any,
         stop: asyncio.Event,
         metrics: ProjectordMetrics | None = None,
+        puller: Any = None,
     ) -> None:
         self.p = projector
         self.js = js
+        self.puller = puller or LocalPuller(js)
         self.writer = writer
         self.batch_size: int = options["batch_size"]
         self.fetch_wait: float = options["fetch_wait_ms"] / 1000
@@ -104,7 +119,7 @@ class JetStreamConsumer:
         self.must_reposition = False
         # Set once the durable has had nothing more to deliver (housekeeping waits for it).
         self.caught_up = False
-        self.sub: Any = None
+        self.bound = False
         self.log = log.bind(stream=projector.stream, consumer=projector.durable)
 
     async def position(self) -> None:
@@ -119,37 +134,28 @@ class JetStreamConsumer:
         self.must_reposition = False
         self.stats.last_seq = checkpoint
         self.metrics.checkpoint_at(self.p.name, checkpoint)
-        if self.sub is not None:
-            try:
-                await self.sub.unsubscribe()
-            except Exception:
-                pass
-        self.sub = await self.js.pull_subscribe_bind(
-            durable=self.p.durable,
-            stream=self.p.stream,
-            pending_msgs_limit=self.batch_size * 4,
-        )
+        await self.puller.bind(self.p.stream, self.p.durable, self.batch_size * 4)
+        self.bound = True
 
     async def ensure_positioned(self) -> None:
         """Position the durable, retrying broker errors until done or stopped."""
         await self._with_broker_retry(self.position)
 
-    async def _fetch(self) -> list[Msg]:
-        try:
-            return await self.sub.fetch(self.batch_size, timeout=self.fetch_wait)
-        except (TimeoutError, nats.errors.TimeoutError):
-            return []
+    async def _fetch(self) -> list[Pulled]:
+        return await self.puller.fetch(self.p.stream, self.batch_size, self.fetch_wait)
 
     async def run(self) -> None:
         """Consume until stopped. Broker errors are logged and retried; never fatal.
 
-        Two stages joined by a one-batch queue: this task fetches and decodes
+        Two stages joined by a short queue: this task fetches and decodes
         batch N+1 while the committer writes and acks batch N, so the event
-        loop's work overlaps the database's.
+        loop's work overlaps the database's. When the database falls behind,
+        the committer takes every batch waiting and writes them in one
+        transaction: a commit costs the same for 1,000 rows or 3,000.
         """
-        if self.sub is None or self.must_reposition:
+        if not self.bound or self.must_reposition:
             await self.ensure_positioned()
-        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=MERGED_BATCHES - 1)
         committer = asyncio.create_task(self._commit_loop(queue))
         clean = False
         try:
@@ -185,13 +191,18 @@ class JetStreamConsumer:
 
     async def _commit_loop(self, queue: asyncio.Queue[Batch | None]) -> None:
         while True:
-            batch = await queue.get()
+            waiting = [await queue.get()]
+            while waiting[-1] is not None and not queue.empty():
+                waiting.append(queue.get_nowait())
             try:
-                if batch is None:
+                batches = [b for b in waiting if b is not None]
+                if batches:
+                    await self.commit(merged(batches))
+                if waiting[-1] is None:
                     return
-                await self.commit(batch)
             finally:
-                queue.task_done()
+                for _ in waiting:
+                    queue.task_done()
 
     async def _fetch_failed(self, exc: Exception) -> None:
         self.log.warning("fetch_failed", seq=self.checkpoint, error=str(exc) or type(exc).__name__)
@@ -255,7 +266,7 @@ class JetStreamConsumer:
             self.next_cseq += 1
         return deliveries
 
-    async def prepare(self, msgs: Sequence[Msg]) -> Batch:
+    async def prepare(self, msgs: Sequence[Pulled]) -> Batch:
         """Decode and enrich one fetched batch (no database access)."""
         deliveries = self._cut_at_lost_delivery([Delivery.from_jetstream(m) for m in msgs])
         # Skip what is at or below the last sequence already handed to the
@@ -278,7 +289,7 @@ class JetStreamConsumer:
             self.queued_seq = max(self.queued_seq, fresh[-1].seq)
         return Batch([d.msg for d in deliveries], items, len(deliveries) - len(fresh))
 
-    async def process(self, msgs: Sequence[Msg]) -> None:
+    async def process(self, msgs: Sequence[Pulled]) -> None:
         """Project one fetched batch and ack it after the commit."""
         await self.commit(await self.prepare(msgs))
 
@@ -319,12 +330,10 @@ class JetStreamConsumer:
                 rejected=rejected,
                 poisoned=poisoned,
             )
-        for m in batch.msgs:
-            try:
-                await m.ack()
-            except Exception as exc:  # lost ack: the checkpoint skips the redelivery
-                self.log.warning("ack_failed", seq=self.checkpoint, error=str(exc))
-                break
+        try:
+            await self.puller.ack(self.p.stream, [m.reply for m in batch.msgs])
+        except Exception as exc:  # lost acks: the checkpoint skips the redeliveries
+            self.log.warning("ack_failed", seq=self.checkpoint, error=str(exc))
 
     def _write(self, conn: Connection, items: Sequence[Item]) -> None:
         goods = []

@@ -137,7 +137,7 @@ class InProcessProjectord:
                 self.task.result()
             if (
                 self.daemon.jetstream
-                and all(c.sub for c in self.daemon.jetstream)
+                and all(c.bound for c in self.daemon.jetstream)
                 and (self.daemon.core)
             ):
                 await asyncio.sleep(0.1)

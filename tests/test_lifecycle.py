@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import nats.errors
+import psutil
 import pytest
 from harness import (
     PROJECTION_ONLY,
@@ -317,6 +318,96 @@ async def test_broker_restart_mid_load_reconnects_without_loss(
     )
     assert query(db_path, "SELECT COUNT(*) FROM projector_rejects") == [(0,)]
     assert p.terminate() == 0
+
+
+# --------------------------------------------------------------------------- pull helper
+
+
+def pull_helpers(p: Projectord) -> list[psutil.Process]:
+    """projectord's pull helper processes (one while it consumes)."""
+    return [
+        child
+        for child in psutil.Process(p.proc.pid).children()
+        if "projectord.pull_helper" in " ".join(child.cmdline())
+    ]
+
+
+async def test_a_killed_pull_helper_is_replaced_and_nothing_is_lost(
+    nats_server, js, db_path, tmp_path, processes
+):
+    config = tmp_path / "slow.toml"
+    config.write_text("[projectord]\nbatch_size = 25\n" + PROJECTION_ONLY)
+    p = Projectord(nats_server, db_path, tmp_path / "projectord.log", "--config", str(config))
+    processes.append(p)
+    await p.started()
+    (first,) = pull_helpers(p)
+
+    results = result_load("ph", 15_000)
+    result_seqs = await publish_many(js, results)
+    audit_seqs = await publish_many(js, audit_load(3_000))
+    await wait_until(lambda: checkpoint(db_path, "results") > 1_000, timeout=30)
+    first.kill()
+    at_kill = checkpoint(db_path, "results")
+
+    await wait_until(
+        lambda: (
+            checkpoint(db_path, "results") >= result_seqs[-1]
+            and checkpoint(db_path, "audit") >= audit_seqs[-1]
+        ),
+        timeout=90,
+    )
+    assert at_kill < result_seqs[-1], "the helper must die mid-load"
+    assert p.proc.poll() is None, "projectord itself carries on"
+    (second,) = pull_helpers(p)
+    assert second.pid != first.pid
+    assert "pull_helper_exited" in p.events()
+    assert p.events().count("pull_helper_started") == 2
+
+    assert sorted(result_rows(db_path)) == expected_results(results)
+    assert sorted(r[0] for r in query(db_path, "SELECT stream_seq FROM audit_log")) == sorted(
+        audit_seqs
+    )
+    assert query(db_path, "SELECT COUNT(*) FROM projector_rejects") == [(0,)]
+    assert p.terminate() == 0
+
+
+async def test_a_service_stop_signals_the_helper_too_and_the_last_acks_still_go_out(
+    nats_server, js, db_path, tmp_path, processes
+):
+    # systemd stops a unit by signalling every process in it: the helper must
+    # outlive the signal long enough to carry projectord's last acks.
+    config = tmp_path / "slow.toml"
+    config.write_text("[projectord]\nbatch_size = 25\n" + PROJECTION_ONLY)
+    p = Projectord(nats_server, db_path, tmp_path / "projectord.log", "--config", str(config))
+    processes.append(p)
+    await p.started()
+    (helper,) = pull_helpers(p)
+    seqs = await publish_many(js, result_load("stop", 10_000))
+    await wait_until(lambda: checkpoint(db_path, "results") > 1_000, timeout=30)
+
+    helper.send_signal(signal.SIGTERM)
+    helper.send_signal(signal.SIGINT)
+    assert p.terminate() == 0
+    helper.wait(10)
+    at_stop = checkpoint(db_path, "results")
+    assert at_stop < seqs[-1], "the stop must come mid-load"
+    info = await js.consumer_info("RESULTS", DURABLES["RESULTS"])
+    # Every committed message was acked, and nothing beyond the checkpoint.
+    assert info.ack_floor.stream_seq == at_stop
+    assert info.num_ack_pending == 0
+
+
+async def test_the_pull_helper_dies_with_a_killed_projectord(
+    nats_server, db_path, tmp_path, processes
+):
+    p = Projectord(nats_server, db_path, tmp_path / "projectord.log")
+    processes.append(p)
+    await p.started()
+    (helper,) = pull_helpers(p)
+    p.proc.kill()
+    p.proc.wait(10)
+    helper.wait(10)  # psutil.TimeoutExpired if it outlived projectord
+    assert not helper.is_running()
 
 
 async def test_starts_while_broker_is_down_and_connects_when_it_comes_up(

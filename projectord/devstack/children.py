@@ -8,21 +8,13 @@ supervisor, so a killed supervisor leaves nothing running on the ports.
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the session still keeps Ctrl-C away
-        return
+from ..parent_death import die_with_parent
 
 
 @dataclass
@@ -68,6 +60,6 @@ def spawn(name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str]
             stderr=subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only a prctl, no locks taken
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only a prctl, no locks taken
         )
     return Child(name, proc, log_path)

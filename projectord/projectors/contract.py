@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from nats.aio.msg import Msg
 from sqlalchemy import Connection
 
@@ -39,11 +40,12 @@ class Delivery:
     data: bytes
     seq: int | None
     published_at: str
-    msg: Msg | None = None
+    msg: Any = None  # what it was delivered as, to ack it by
     delivery_seq: int | None = None
 
     @classmethod
-    def from_jetstream(cls, msg: Msg) -> Delivery:
+    def from_jetstream(cls, msg: Any) -> Delivery:
+        """From a pulled message (subject, data and the ``$JS.ACK`` reply subject)."""
         tokens = msg.reply.split(".")
         if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<dlv>.<sseq>.<cseq>.<ts>.<pending>
             seq, cseq, nanos = int(tokens[5]), int(tokens[6]), int(tokens[7])
@@ -60,14 +62,24 @@ class Delivery:
 def decode_object(delivery: Delivery) -> dict[str, Any]:
     """The body as a JSON object, or Rejected saying why not."""
     try:
-        body = json.loads(delivery.data)
+        body = orjson.loads(delivery.data)
+    except orjson.JSONDecodeError:
+        # orjson is four times faster but strict and terse: the standard parser
+        # has the last word on what failed (it also reads ints beyond 64 bits
+        # and NaN, which the field readers then reject by name).
+        body = _stdlib_loads(delivery.data)
+    if not isinstance(body, dict):
+        raise Rejected(f"body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _stdlib_loads(data: bytes) -> Any:
+    try:
+        return json.loads(data)
     except UnicodeDecodeError as exc:
         raise Rejected(f"body is not UTF-8: {exc}") from None
     except ValueError as exc:
         raise Rejected(f"body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise Rejected(f"body must be a JSON object, got {type(body).__name__}")
-    return body
 
 
 Decode = Callable[[Delivery], Any]

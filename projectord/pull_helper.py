@@ -1,0 +1,152 @@
+"""The pull helper: a child process that pulls JetStream messages and acks them.
+
+Why a process: on nats-py every delivered message costs the client about 20 µs
+of Python (parsing, a task per message, the ack), as much as decoding and
+writing it. In one process all of it queues for one GIL and projectord drained
+at half the rate of a bare consume-and-ack loop (tests/bench/bench_projector.py).
+Here the broker client's share runs on another core, while projectord decodes
+and commits.
+
+The helper has no state of its own and never decides anything: projectord
+binds it to a durable, asks it for a batch, and later tells it which replies to
+ack (after the commit). It ignores SIGINT/SIGTERM, because projectord must ack
+its last batch through it while stopping, and dies with projectord.
+
+Run by projectord as ``python -m projectord.pull_helper FD PARENT_PID``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import nats.errors
+import structlog
+
+from . import pull_frames
+from .broker import connect
+from .logconfig import configure_logging
+from .parent_death import die_with_parent
+
+log = structlog.get_logger("projectord.pull_helper")
+
+
+class Helper:
+    """Serves projectord's requests on one socket until it says close or goes away."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.nc: Any = None
+        self.subs: dict[str, Any] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def reply(self, frame: tuple[Any, ...]) -> None:
+        self.writer.write(pull_frames.encode(frame))
+        await self.writer.drain()
+
+    async def serve(self) -> None:
+        _kind, nats_cfg, log_format, log_level = await pull_frames.read(self.reader)
+        configure_logging(log_format, log_level)
+        self.nc = await connect(nats_cfg, name="projectord-pull")
+        await self.reply(("ok", 0, None))
+        while True:
+            try:
+                request = await pull_frames.read(self.reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return  # projectord is gone
+            kind = request[0]
+            if kind == "ack":
+                # In order and before any later request: a stop acks then closes.
+                for reply in request[2]:
+                    await self.nc.publish(reply, b"")
+            elif kind == "close":
+                await self._flush()
+                await self.reply(("ok", request[1], None))
+                return
+            else:
+                task = asyncio.create_task(self.answer(request))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def _flush(self) -> None:
+        try:
+            await self.nc.flush(timeout=2)
+        except Exception as exc:
+            log.warning("final_flush_failed", error=str(exc) or type(exc).__name__)
+
+    async def answer(self, request: tuple[Any, ...]) -> None:
+        kind, rid = request[0], request[1]
+        try:
+            if kind == "bind":
+                result = await self.bind(*request[2:])
+            elif kind == "fetch":
+                result = await self.fetch(*request[2:])
+            else:
+                raise ValueError(f"unknown request {kind!r}")
+        except Exception as exc:
+            await self.reply(("error", rid, f"{type(exc).__name__}: {exc}"))
+        else:
+            await self.reply(("ok", rid, result))
+
+    async def bind(self, stream: str, durable: str, pending_msgs: int) -> None:
+        old = self.subs.pop(stream, None)
+        if old is not None:
+            try:
+                await old.unsubscribe()
+            except Exception:
+                pass
+        js = self.nc.jetstream()
+        self.subs[stream] = await js.pull_subscribe_bind(
+            durable=durable, stream=stream, pending_msgs_limit=pending_msgs
+        )
+
+    async def fetch(self, stream: str, batch: int, timeout: float) -> list[tuple[str, bytes, str]]:
+        sub = self.subs.get(stream)
+        if sub is None:
+            raise LookupError(f"no durable bound for stream {stream}")
+        try:
+            msgs = await sub.fetch(batch, timeout=timeout)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+        return [(m.subject, m.data, m.reply) for m in msgs]
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+        self.writer.close()
+
+
+async def run(fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    helper = Helper(reader, writer)
+    try:
+        await helper.serve()
+    finally:
+        await helper.close()
+
+
+def main(argv: list[str]) -> int:
+    fd, parent = int(argv[0]), int(argv[1])
+    die_with_parent(signal.SIGKILL)
+    if os.getppid() != parent:
+        return 1  # projectord died before the line above took effect
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        asyncio.run(run(fd))
+    except Exception as exc:  # projectord logs pull_helper_exited and starts another
+        log.error("pull_helper_failed", error=str(exc) or type(exc).__name__)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
