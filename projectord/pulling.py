@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import nats.errors
 import structlog
@@ -41,6 +41,18 @@ class Pulled(NamedTuple):
     subject: str
     data: bytes
     reply: str
+
+
+class Puller(Protocol):
+    """What a JetStream projector pulls through."""
+
+    async def bind(self, stream: str, durable: str, pending_msgs: int) -> None: ...
+
+    async def fetch(self, stream: str, batch: int, timeout: float) -> list[Pulled]: ...
+
+    async def ack(self, stream: str, replies: Sequence[str]) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class PullHelperGone(ConnectionError):
