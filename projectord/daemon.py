@@ -150,7 +150,7 @@ class Daemon:
             timeouts.start()
             ctx = BrokerContext(js, timeouts)
             self.jetstream = [
-                JetStreamConsumer(p, js, writer, self.options, ctx, self.stop, self.metrics, puller)
+                JetStreamConsumer(p, js, writer, self.options, ctx, self.stop, puller, self.metrics)
                 for p in JETSTREAM
             ]
             for consumer in self.jetstream:

@@ -26,7 +26,7 @@ from .database import Writer
 from .metrics import ProjectordMetrics
 from .positions import reconcile
 from .projectors.contract import Delivery, JetStreamProjector, Rejected
-from .pulling import LocalPuller, Pulled, Puller
+from .pulling import Pulled, Puller
 
 log = structlog.get_logger("projectord.jetstream")
 
@@ -94,12 +94,12 @@ class JetStreamConsumer:
         options: dict[str, Any],
         broker_ctx: Any,
         stop: asyncio.Event,
+        puller: Puller,
         metrics: ProjectordMetrics | None = None,
-        puller: Puller | None = None,
     ) -> None:
         self.p = projector
         self.js = js
-        self.puller = puller or LocalPuller(js)
+        self.puller = puller
         self.writer = writer
         self.batch_size: int = options["batch_size"]
         self.fetch_wait: float = options["fetch_wait_ms"] / 1000

@@ -24,13 +24,13 @@ import socket
 import sys
 from typing import Any
 
-import nats.errors
 import structlog
 
 from . import pull_frames
 from .broker import connect
 from .logconfig import configure_logging
 from .parent_death import die_with_parent
+from .pulling import LocalPuller
 
 log = structlog.get_logger("projectord.pull_helper")
 
@@ -42,7 +42,7 @@ class Helper:
         self.reader = reader
         self.writer = writer
         self.nc: Any = None
-        self.subs: dict[str, Any] = {}
+        self.puller: LocalPuller | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def reply(self, frame: tuple[Any, ...]) -> None:
@@ -53,6 +53,7 @@ class Helper:
         _kind, nats_cfg, log_format, log_level = await pull_frames.read(self.reader)
         configure_logging(log_format, log_level)
         self.nc = await connect(nats_cfg, name="projectord-pull")
+        self.puller = LocalPuller(self.nc)
         await self.reply(("ok", 0, None))
         while True:
             try:
@@ -62,8 +63,7 @@ class Helper:
             kind = request[0]
             if kind == "ack":
                 # In order and before any later request: a stop acks then closes.
-                for reply in request[2]:
-                    await self.nc.publish(reply, b"")
+                await self.puller.ack(*request[1:])
             elif kind == "close":
                 await self._flush()
                 await self.reply(("ok", request[1], None))
@@ -83,37 +83,15 @@ class Helper:
         kind, rid = request[0], request[1]
         try:
             if kind == "bind":
-                result = await self.bind(*request[2:])
+                result = await self.puller.bind(*request[2:])
             elif kind == "fetch":
-                result = await self.fetch(*request[2:])
+                result = [tuple(m) for m in await self.puller.fetch(*request[2:])]
             else:
                 raise ValueError(f"unknown request {kind!r}")
         except Exception as exc:
             await self.reply(("error", rid, f"{type(exc).__name__}: {exc}"))
         else:
             await self.reply(("ok", rid, result))
-
-    async def bind(self, stream: str, durable: str, pending_msgs: int) -> None:
-        old = self.subs.pop(stream, None)
-        if old is not None:
-            try:
-                await old.unsubscribe()
-            except Exception:
-                pass
-        js = self.nc.jetstream()
-        self.subs[stream] = await js.pull_subscribe_bind(
-            durable=durable, stream=stream, pending_msgs_limit=pending_msgs
-        )
-
-    async def fetch(self, stream: str, batch: int, timeout: float) -> list[tuple[str, bytes, str]]:
-        sub = self.subs.get(stream)
-        if sub is None:
-            raise LookupError(f"no durable bound for stream {stream}")
-        try:
-            msgs = await sub.fetch(batch, timeout=timeout)
-        except (TimeoutError, nats.errors.TimeoutError):
-            return []
-        return [(m.subject, m.data, m.reply) for m in msgs]
 
     async def close(self) -> None:
         for task in self.tasks:

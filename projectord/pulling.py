@@ -60,10 +60,11 @@ class PullHelperGone(ConnectionError):
 
 
 class LocalPuller:
-    """Pulls on the given JetStream context, in this process."""
+    """Pulls on the given connection, in this process (and in the pull helper)."""
 
-    def __init__(self, js: Any) -> None:
-        self.js = js
+    def __init__(self, nc: Any) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
         self.subs: dict[str, Any] = {}
 
     async def bind(self, stream: str, durable: str, pending_msgs: int) -> None:
@@ -78,15 +79,18 @@ class LocalPuller:
         )
 
     async def fetch(self, stream: str, batch: int, timeout: float) -> list[Pulled]:
+        sub = self.subs.get(stream)
+        if sub is None:
+            raise LookupError(f"no durable bound for stream {stream}")
         try:
-            msgs = await self.subs[stream].fetch(batch, timeout=timeout)
+            msgs = await sub.fetch(batch, timeout=timeout)
         except (TimeoutError, nats.errors.TimeoutError):
             return []
         return [Pulled(m.subject, m.data, m.reply) for m in msgs]
 
     async def ack(self, stream: str, replies: Sequence[str]) -> None:
         for reply in replies:
-            await self.js._nc.publish(reply, b"")
+            await self.nc.publish(reply, b"")
 
     async def close(self) -> None:
         for sub in self.subs.values():

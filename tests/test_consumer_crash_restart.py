@@ -18,6 +18,7 @@ from projectord.database import Writer, create_writer_engine
 from projectord.jetstream_consumer import JetStreamConsumer
 from projectord.migrations import upgrade_to_head
 from projectord.projectors import audit
+from projectord.pulling import LocalPuller
 
 OPTIONS = {
     "batch_size": 50,
@@ -28,7 +29,7 @@ OPTIONS = {
 }
 
 
-async def test_failure_mid_batch_repositions_and_loses_nothing(js, db_path):
+async def test_failure_mid_batch_repositions_and_loses_nothing(nc, js, db_path):
     from projectord.broker_resources import ensure_resources
 
     await ensure_resources(js)
@@ -44,7 +45,9 @@ async def test_failure_mid_batch_repositions_and_loses_nothing(js, db_path):
     upgrade_to_head(engine)
     writer = Writer(engine)
     stop = asyncio.Event()
-    consumer = JetStreamConsumer(projector, js, writer, OPTIONS, BrokerContext(js, None), stop)
+    puller = LocalPuller(nc)
+    ctx = BrokerContext(js, None)
+    consumer = JetStreamConsumer(projector, js, writer, OPTIONS, ctx, stop, puller)
     task = asyncio.create_task(_supervise("audit", consumer.run, stop))
     try:
         acks = [await js.publish("audit.op.exec", body(audit_event())) for _ in range(400)]

@@ -150,6 +150,17 @@ def expected_results(items: list[tuple[str, bytes]]) -> list[tuple[str, int, str
     return sorted(out)
 
 
+async def slow_projectord(
+    server: NatsServer, db_path: Path, tmp_path: Path, processes: list[Projectord]
+) -> Projectord:
+    """A started projectord with batches of 25, so a drain lasts long enough to interrupt."""
+    config = tmp_path / "slow.toml"
+    config.write_text("[projectord]\nbatch_size = 25\n" + PROJECTION_ONLY)
+    p = Projectord(server, db_path, tmp_path / "projectord.log", "--config", str(config))
+    processes.append(p)
+    return await p.started()
+
+
 async def durables_exist(js: Any) -> bool:
     try:
         for stream, durable in DURABLES.items():
@@ -269,12 +280,7 @@ async def test_second_projectord_on_the_same_db_refuses_to_start(
 async def test_broker_restart_mid_load_reconnects_without_loss(
     nats_server, nc, js, db_path, tmp_path, processes
 ):
-    # Small batches keep the drain slow enough for the restart to land mid-load.
-    config = tmp_path / "slow.toml"
-    config.write_text("[projectord]\nbatch_size = 25\n" + PROJECTION_ONLY)
-    p = Projectord(nats_server, db_path, tmp_path / "projectord.log", "--config", str(config))
-    processes.append(p)
-    await p.started()
+    p = await slow_projectord(nats_server, db_path, tmp_path, processes)
     pid = p.proc.pid
 
     before = result_load("pre", 15_000)
@@ -335,11 +341,7 @@ def pull_helpers(p: Projectord) -> list[psutil.Process]:
 async def test_a_killed_pull_helper_is_replaced_and_nothing_is_lost(
     nats_server, js, db_path, tmp_path, processes
 ):
-    config = tmp_path / "slow.toml"
-    config.write_text("[projectord]\nbatch_size = 25\n" + PROJECTION_ONLY)
-    p = Projectord(nats_server, db_path, tmp_path / "projectord.log", "--config", str(config))
-    processes.append(p)
-    await p.started()
+    p = await slow_projectord(nats_server, db_path, tmp_path, processes)
     (first,) = pull_helpers(p)
 
     results = result_load("ph", 15_000)
@@ -376,11 +378,7 @@ async def test_a_service_stop_signals_the_helper_too_and_the_last_acks_still_go_
 ):
     # systemd stops a unit by signalling every process in it: the helper must
     # outlive the signal long enough to carry projectord's last acks.
-    config = tmp_path / "slow.toml"
-    config.write_text("[projectord]\nbatch_size = 25\n" + PROJECTION_ONLY)
-    p = Projectord(nats_server, db_path, tmp_path / "projectord.log", "--config", str(config))
-    processes.append(p)
-    await p.started()
+    p = await slow_projectord(nats_server, db_path, tmp_path, processes)
     (helper,) = pull_helpers(p)
     seqs = await publish_many(js, result_load("stop", 10_000))
     await wait_until(lambda: checkpoint(db_path, "results") > 1_000, timeout=30)

@@ -22,7 +22,7 @@ OPTIONS = {
 
 
 def consumer(next_cseq: int) -> JetStreamConsumer:
-    c = JetStreamConsumer(audit.PROJECTOR, None, None, OPTIONS, None, asyncio.Event())
+    c = JetStreamConsumer(audit.PROJECTOR, None, None, OPTIONS, None, asyncio.Event(), None)
     c.next_cseq = next_cseq
     return c
 

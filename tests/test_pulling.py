@@ -38,10 +38,10 @@ async def test_frames_round_trip():
 
 
 @pytest.mark.parametrize("kind", ["helper", "local"])
-async def test_fetch_then_ack_leaves_nothing_pending(nats_server, js, kind):
+async def test_fetch_then_ack_leaves_nothing_pending(nats_server, nc, js, kind):
     await audit_durable(js)
     sent = [await js.publish("audit.op.exec", f"m{i}".encode()) for i in range(30)]
-    puller = helper_puller(nats_server) if kind == "helper" else LocalPuller(js)
+    puller = helper_puller(nats_server) if kind == "helper" else LocalPuller(nc)
     try:
         await puller.bind("AUDIT", audit.PROJECTOR.durable, 100)
         got = await puller.fetch("AUDIT", 20, 1.0)
@@ -62,10 +62,13 @@ async def test_fetch_then_ack_leaves_nothing_pending(nats_server, js, kind):
         await puller.close()
 
 
-async def test_fetching_an_unbound_stream_names_it(nats_server, js):
-    puller = helper_puller(nats_server)
+@pytest.mark.parametrize("kind", ["helper", "local"])
+async def test_fetching_an_unbound_stream_names_it(nats_server, nc, kind):
+    puller = helper_puller(nats_server) if kind == "helper" else LocalPuller(nc)
     try:
-        with pytest.raises(RuntimeError, match="no durable bound for stream RESULTS"):
+        with pytest.raises(
+            (RuntimeError, LookupError), match="no durable bound for stream RESULTS"
+        ):
             await puller.fetch("RESULTS", 10, 0.1)
     finally:
         await puller.close()
