@@ -3,7 +3,8 @@
 // process CPU over the range, its recent runs, and a timeline of what it observed
 // (power, session, sleep, activity). An unknown PC id gets a "not found" page.
 
-import {notFoundCard} from "../lib/not_found_card.js";
+import {detailLoader} from "../lib/detail_loader.js";
+import {kindCell, payloadCell} from "../lib/obs_event_cells.js";
 import {h, append} from "../lib/dom.js";
 import {apiGet} from "../lib/api.js";
 import {dataTable} from "../lib/table.js";
@@ -11,7 +12,7 @@ import {timeChart} from "../lib/charts.js";
 import {toggleGroup} from "../lib/toggle_group.js";
 import {exactPattern} from "../lib/exact_pattern.js";
 import {agentStatus, statusChip} from "../lib/agent_status.js";
-import {LANES, LANE_KINDS, bandText, legendGroups, pcBands, stateOf} from "../lib/obs_lanes.js";
+import {LANES, LANE_KINDS, bandText, legendGroups, pcBands} from "../lib/obs_lanes.js";
 import {swimlane, swimlaneLegend} from "../lib/swimlane.js";
 import {
   formatBytes,
@@ -45,34 +46,21 @@ export async function render(view) {
   const range = RANGES.find((r) => r.value === view.query.get("range")) ?? RANGES[0];
   const path = `/api/agents/${encodeURIComponent(pcId)}`;
 
-  // Ask once before building the page, so an unknown id gets a clear answer instead of a
-  // page of empty cards. Other errors fall through: the agent card shows them with Retry.
-  let first = null;
-  try {
-    first = await apiGet(path);
-  } catch (err) {
-    if (err.status === 404) {
-      notFoundCard(view, {
-        title: "Agent not found",
-        lead: "No agent has the PC id",
-        id: pcId,
-        why: "It has never sent a heartbeat, or the id is mistyped.",
-        back: ["/agents", "Back to Agents"],
-      });
-      return;
-    }
-  }
+  const loadAgent = await detailLoader(view, path, {
+    title: "Agent not found",
+    lead: "No agent has the PC id",
+    id: pcId,
+    why: "It has never sent a heartbeat, or the id is mistyped.",
+    back: ["/agents", "Back to Agents"],
+  });
+  if (loadAgent === null) return;
   document.title = `${pcId} · Agents · kanade`;
 
   const head = pageHead(view, pcId, range);
   view.root.append(head.el);
   const agentCard = view.card(null, {
     className: "card-wide agent-card",
-    load: () => {
-      const ready = first;
-      first = null;
-      return ready ?? apiGet(path);
-    },
+    load: loadAgent,
     render(agent, body) {
       head.show(agent);
       body.append(agentFacts(agent));
@@ -538,21 +526,6 @@ function eventsCard(view, pcId, range) {
   });
 }
 
-function kindCell(event) {
-  const state = stateOf(event.kind);
-  return h(
-    "span",
-    {class: "event-kind"},
-    h("span", {class: `sl-swatch ${state ? `sl-state-${state}` : "sl-swatch-none"}`, "aria-hidden": "true"}),
-    event.kind,
-  );
-}
-
-function payloadCell(event) {
-  if (event.payload === null || event.payload === undefined) return null;
-  const text = JSON.stringify(event.payload);
-  return h("code", {class: "payload-cell", title: text}, text);
-}
 
 // --------------------------------------------------------------------------- layout
 

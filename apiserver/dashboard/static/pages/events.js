@@ -10,8 +10,9 @@ import {filterBar} from "../lib/filters.js";
 import {cursorPager, offsetPager, pageSizeSelect} from "../lib/pager.js";
 import {formatNumber, formatRelative, formatUtc} from "../lib/format.js";
 import {WINDOW_LENGTHS, readWindow, windowStepper} from "../lib/time_window.js";
-import {LANES, LANE_KINDS, bandText, legendGroups, pcBands, stateOf} from "../lib/obs_lanes.js";
+import {LANES, LANE_KINDS, bandText, legendGroups, pcBands} from "../lib/obs_lanes.js";
 import {swimlane, swimlaneLegend} from "../lib/swimlane.js";
+import {kindCell, payloadCell} from "../lib/obs_event_cells.js";
 
 export const title = "Events";
 
@@ -202,7 +203,7 @@ function eventTable(view, filters) {
             {key: "kind", label: "Kind", render: kindCell},
             {key: "source", label: "Source"},
             {key: "event_record_id", label: "Record"},
-            {key: "payload", label: "Payload", render: payloadCell},
+            {key: "payload", label: "Payload", render: (e) => payloadCell(e) ?? h("span", {class: "muted"}, "—")},
           ],
           rows: data.events,
           empty: view.query.has("cursor") ? "No older events." : "No events in this window match.",
@@ -218,21 +219,6 @@ function eventTable(view, filters) {
   });
 }
 
-function kindCell(event) {
-  const state = stateOf(event.kind);
-  return h(
-    "span",
-    {class: "event-kind"},
-    h("span", {class: `sl-swatch ${state ? `sl-state-${state}` : "sl-swatch-none"}`, "aria-hidden": "true"}),
-    event.kind,
-  );
-}
-
-function payloadCell(event) {
-  if (event.payload === null || event.payload === undefined) return h("span", {class: "muted"}, "—");
-  const text = JSON.stringify(event.payload);
-  return h("code", {class: "payload-cell", title: text}, text);
-}
 
 // --------------------------------------------------------------------------- helpers
 

@@ -3,7 +3,7 @@
 // finalize-hook runs, and the full stdout and stderr. An unknown id gets a "not found"
 // page. (Output an agent sent through the object store arrives here already inlined.)
 
-import {notFoundCard} from "../lib/not_found_card.js";
+import {detailLoader} from "../lib/detail_loader.js";
 import {h} from "../lib/dom.js";
 import {apiGet} from "../lib/api.js";
 import {dataTable} from "../lib/table.js";
@@ -25,31 +25,18 @@ export async function render(view) {
   const resultId = view.params.resultId;
   const path = `/api/results/${encodeURIComponent(resultId)}`;
 
-  // Ask once before building the page, so an unknown id gets a clear answer instead of
-  // a page of empty cards. Other errors fall through to the cards' error states.
-  let first = null;
-  try {
-    first = await apiGet(path);
-  } catch (err) {
-    if (err.status === 404) {
-      notFoundCard(view, {
-        title: "Result not found",
-        lead: "No command result has the id",
-        id: resultId,
-        why: "It may have been removed by retention, or the id is mistyped.",
-        back: ["/activity", "Back to Activity"],
-      });
-      return;
-    }
-  }
+  const loadFirst = await detailLoader(view, path, {
+    title: "Result not found",
+    lead: "No command result has the id",
+    id: resultId,
+    why: "It may have been removed by retention, or the id is mistyped.",
+    back: ["/activity", "Back to Activity"],
+  });
+  if (loadFirst === null) return;
   document.title = `Result ${resultId.slice(0, 8)} · Activity · kanade`;
 
   // Every card shows the same row: one request per refresh, shared by the cards.
-  const loadResult = loadOnce(async () => {
-    const ready = first;
-    first = null;
-    return ready ?? apiGet(path);
-  });
+  const loadResult = loadOnce(loadFirst);
 
   const head = pageHead(view, resultId);
   view.root.append(head.el);
