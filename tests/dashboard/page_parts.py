@@ -1,8 +1,10 @@
-"""Waits shared by the browser tests."""
+"""Waits and locators shared by the browser tests."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+import re
+
+from playwright.sync_api import Locator, Page, expect
 
 
 def settle(page: Page) -> None:
@@ -15,3 +17,10 @@ def settle(page: Page) -> None:
     page.wait_for_load_state("networkidle")  # the page module and its first requests
     expect(page.locator("[aria-busy=true]")).to_have_count(0)
     page.wait_for_load_state("networkidle")
+
+
+def card(page: Page, title: str | re.Pattern[str]) -> Locator:
+    """The card whose heading is ``title`` (the whole heading, or a pattern in it)."""
+    return page.locator("section.card").filter(
+        has=page.get_by_role("heading", name=title, exact=True)
+    )

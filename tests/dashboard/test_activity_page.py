@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Locator, Page, expect
 from run_seed import SEARCH_TOKEN, Seed, seed_runs
 
@@ -27,9 +27,7 @@ def seed(live) -> Seed:
 
 
 def results_card(page: Page) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name="Results", exact=True)
-    )
+    return card(page, "Results")
 
 
 def id_links(page: Page) -> Locator:

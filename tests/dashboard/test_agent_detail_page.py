@@ -21,7 +21,7 @@ from typing import Any
 
 import nats
 import pytest
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Page, expect
 
 from projectord.simulator.fleet import SimAgent, make_fleet
@@ -180,10 +180,6 @@ def seeded(live) -> Seeded:
 def db_text(at: datetime) -> str:
     """The database's timestamp text (UTC, six fraction digits)."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def card(page: Page, title: str | re.Pattern[str]):
-    return page.locator("section.card").filter(has=page.get_by_role("heading", name=title))
 
 
 def fact(page: Page, term: str):

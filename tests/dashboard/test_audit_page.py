@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 
 import nats
 import pytest
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Locator, Page, expect
 from run_seed import run_async, sid
 
@@ -110,9 +110,7 @@ def seeded(live) -> list[dict[str, Any]]:
 
 
 def trail(page: Page) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name="Audit trail", exact=True)
-    )
+    return card(page, "Audit trail")
 
 
 def rows(page: Page) -> Locator:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import nats
 import pytest
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Page, expect
 
 
@@ -22,10 +22,6 @@ def log_in(page: Page, username: str, password: str) -> None:
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-
-
-def card(page: Page, title: str):
-    return page.locator("section.card").filter(has=page.get_by_role("heading", name=title))
 
 
 def db_time(delta: timedelta) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import nats
 import pytest
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Locator, Page, expect
 
 SEEDED_PCS = 6
@@ -140,12 +140,6 @@ def seeded(live) -> Seeded:
         assert datetime.now(UTC) < deadline, f"{count} of {len(bodies)} events projected"
         time.sleep(0.2)
     return Seeded(pcs, end, len(bodies))
-
-
-def card(page: Page, title: str) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name=title, exact=True)
-    )
 
 
 def db_time(at: datetime) -> str:

@@ -10,7 +10,7 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Locator, Page, expect
 from run_seed import AUDIT_JOB, Seed, seed_runs
 
@@ -23,9 +23,7 @@ def seed(live) -> Seed:
 
 
 def table(page: Page) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name="Executions", exact=True)
-    )
+    return card(page, "Executions")
 
 
 def id_links(page: Page) -> Locator:

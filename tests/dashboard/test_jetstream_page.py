@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import time
 
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Locator, Page, expect
 
 from projectord.broker_status import PROBED_KV, PROBED_OBJECT_STORES, PROBED_STREAMS
-
-
-def card(page: Page, title: str) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name=title, exact=True)
-    )
 
 
 def present(live, kind: str) -> set[str]:

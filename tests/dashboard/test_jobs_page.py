@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from catalog_seed import INVALID, publish_catalog
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Locator, Page, expect
 
 
@@ -27,12 +27,6 @@ def catalog(live) -> dict[str, dict]:
             "SELECT key, value FROM kv_entries WHERE bucket = 'jobs' ORDER BY key"
         )
     }
-
-
-def card(page: Page, title: str) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name=title, exact=True)
-    )
 
 
 def row(page: Page, job_id: str) -> Locator:

@@ -18,8 +18,8 @@ from typing import Any
 
 import nats
 import pytest
-from page_parts import settle
-from playwright.sync_api import Locator, Page, expect
+from page_parts import card, settle
+from playwright.sync_api import Page, expect
 
 BINARY = b"\xff\xfe\x00binary \x80 garbage"
 NOT_JSON = b"this is not json {"
@@ -70,12 +70,6 @@ def seeded(live) -> Seeded:
         time.sleep(0.2)
     [projector] = {p for _, p in rows}
     return Seeded(projector, [i for i, _ in rows])
-
-
-def card(page: Page, title: str) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name=title, exact=True)
-    )
 
 
 def test_projectors_streams_and_mirrors_match_the_database(page: Page, live, seeded):

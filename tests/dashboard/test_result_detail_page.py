@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Locator, Page, expect
 from run_seed import Seed, seed_runs
 
@@ -18,12 +18,6 @@ from run_seed import Seed, seed_runs
 @pytest.fixture(scope="module")
 def seed(live) -> Seed:
     return seed_runs(live)
-
-
-def card(page: Page, title: str) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name=title, exact=True)
-    )
 
 
 def fact(page: Page, term: str) -> Locator:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 import nats
 import pytest
 from catalog_seed import ENDED_ID, PAUSED, publish_catalog, run
-from page_parts import settle
+from page_parts import card, settle
 from playwright.sync_api import Locator, Page, expect
 
 from projectord.database import Writer, create_writer_engine
@@ -54,12 +54,6 @@ def history(live) -> int:
     )
     assert count > 25
     return count
-
-
-def card(page: Page, title: str) -> Locator:
-    return page.locator("section.card").filter(
-        has=page.get_by_role("heading", name=title, exact=True)
-    )
 
 
 def column(table: Locator, n: int) -> Locator:
