@@ -53,10 +53,6 @@ class DatabaseUnavailable(Exception):
 _PROGRESS_STEPS = 2000
 
 
-class _OverBudget(Exception):
-    """The in-place run of a query passed its budget; it goes to a pool thread."""
-
-
 def connect_read_only(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """A stdlib connection that cannot write: ``mode=ro`` plus ``query_only``."""
     if not path.is_file():
@@ -143,27 +139,18 @@ class ReadDatabase:
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             raise
 
-    def _query_inline(self, fn: Callable[..., T], *args: Any) -> T:
-        self._deadline = time.monotonic() + self.inline_budget
-        try:
-            return self._query(self.inline_engine, fn, *args)
-        except DatabaseUnavailable as exc:
-            cause = exc.__cause__
-            orig = cause.orig if isinstance(cause, DBAPIError) else None
-            if isinstance(orig, sqlite3.OperationalError) and is_over_budget(orig):
-                raise _OverBudget from exc
-            raise
-
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in place, or on a pool thread once over budget."""
         if self.inline_budget > 0:
             # Yield once first: a caller whose every await completes at once (an
             # in-process client, a pipelined connection) must not starve the rest.
             await asyncio.sleep(0)
+            self._deadline = time.monotonic() + self.inline_budget
             try:
-                return self._query_inline(fn, *args)
-            except _OverBudget:
-                pass
+                return self._query(self.inline_engine, fn, *args)
+            except DatabaseUnavailable as exc:
+                if not is_over_budget(exc):
+                    raise
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.threads, self.query, fn, *args)
 
@@ -173,7 +160,7 @@ class ReadDatabase:
         self.inline_engine.dispose()
 
 
-def is_over_budget(error: sqlite3.OperationalError) -> bool:
-    """Whether the in-place run stopped for time (interrupted, or would wait for a lock)."""
+def is_over_budget(error: Exception) -> bool:
+    """Whether an in-place run stopped for time (interrupted, or would wait for a lock)."""
     message = str(error).lower()
     return message == "interrupted" or "locked" in message or "busy" in message
