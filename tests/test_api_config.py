@@ -61,6 +61,11 @@ role = "admin"
             "apiserver.proxy_hops': expected an integer from 0 to 5",
         ),
         ('[apiserver]\nproxy_hops = "one"\n', "apiserver.proxy_hops"),
+        (
+            "[apiserver]\ndb_inline_ms = -1\n",
+            "apiserver.db_inline_ms': expected an integer from 0 to 1000",
+        ),
+        ('[apiserver]\ndb_inline_ms = "fast"\n', "apiserver.db_inline_ms"),
         ("[apiserver]\naccounts = 3\n", "apiserver.accounts': expected a table"),
         (
             '[apiserver.accounts.alice]\npassword_hash = "plain"\nrole = "viewer"\n',
