@@ -218,7 +218,7 @@ class Daemon:
             # The projectors' last acks went through the helper: it flushes them.
             await puller.close()
             if nc is not None:
-                # Every ack was published by the projector loops; flush them out.
+                # Whatever this connection still buffers (the helper flushed the acks).
                 try:
                     await nc.flush(timeout=2)
                 except Exception as exc:

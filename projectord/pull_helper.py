@@ -85,7 +85,7 @@ class Helper:
             if kind == "bind":
                 result = await self.puller.bind(*request[2:])
             elif kind == "fetch":
-                result = [tuple(m) for m in await self.puller.fetch(*request[2:])]
+                result = await self.puller.fetch(*request[2:])
             else:
                 raise ValueError(f"unknown request {kind!r}")
         except Exception as exc:

@@ -227,8 +227,8 @@ class HelperPuller:
         await self._request(_ANSWER_GRACE_S, "bind", stream, durable, pending_msgs)
 
     async def fetch(self, stream: str, batch: int, timeout: float) -> list[Pulled]:
-        rows = await self._request(timeout + _ANSWER_GRACE_S, "fetch", stream, batch, timeout)
-        return [Pulled(*row) for row in rows]
+        # Pulled tuples, pickled as they are.
+        return await self._request(timeout + _ANSWER_GRACE_S, "fetch", stream, batch, timeout)
 
     async def ack(self, stream: str, replies: Sequence[str]) -> None:
         self._send(("ack", stream, list(replies)))
