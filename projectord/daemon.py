@@ -37,6 +37,7 @@ from .scheduler.signing import signer_from_options
 from .scheduler.tick import Scheduler
 from .scheduler.waves import WaveSender
 from .timestamps import utc_now
+from .wal_checkpointer import WalCheckpointer
 from .writer_lock import WriterLock
 
 log = structlog.get_logger("projectord")
@@ -130,6 +131,7 @@ class Daemon:
         db = self.settings.section("database")
         engine = create_writer_engine(self.settings.db_path, db["busy_timeout_ms"])
         writer = Writer(engine)
+        checkpointer = WalCheckpointer(self.settings.db_path)
         nc: Client | None = None
         timeouts: ManifestTimeouts | None = None
         puller = HelperPuller(self.settings.section("nats"), self.settings.section("log"))
@@ -141,6 +143,7 @@ class Daemon:
                 )
             before, after = await loop.run_in_executor(None, upgrade_to_head, engine)
             log.info("schema_ready", db=str(self.settings.db_path), before=before, after=after)
+            checkpointer.start()
             nc = await _connect_until_up(self.settings, self.stop)
             if nc is None:
                 return 0
@@ -224,6 +227,7 @@ class Daemon:
                 except Exception as exc:
                     log.warning("final_flush_failed", error=str(exc) or type(exc).__name__)
                 await nc.close()
+            checkpointer.stop()
             writer.close()
             if self.metrics_listener is not None:
                 self.metrics_listener.close()

@@ -25,7 +25,9 @@ T = TypeVar("T")
 # Writer page cache. 16, 32 and 64 MiB drained the projector benchmark equally
 # fast (the OS file cache serves the rest); the 2 MiB default did not.
 CACHE_KIB = 32 * 1024
-WAL_CHECKPOINT_PAGES = 16384  # ~64 MiB of WAL between checkpoints (default ~4 MiB)
+# ~64 MiB of WAL between the writer's own checkpoints (default ~4 MiB): a
+# backstop, as projectord/wal_checkpointer.py checkpoints every second.
+WAL_CHECKPOINT_PAGES = 16384
 
 # SQLite reports these when another connection holds the lock, the disk misbehaves
 # or is full. None of them says anything about the message being written, so the

@@ -26,7 +26,8 @@ from .database import Writer
 from .metrics import ProjectordMetrics
 from .positions import reconcile
 from .projectors.contract import Delivery, JetStreamProjector, Rejected
-from .pulling import Pulled, Puller
+from .pull_requests import Pulled
+from .pulling import Puller
 
 log = structlog.get_logger("projectord.jetstream")
 

