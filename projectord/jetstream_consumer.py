@@ -32,7 +32,7 @@ from .pulling import Puller
 log = structlog.get_logger("projectord.jetstream")
 
 # At most this many fetched batches share one transaction (and wait in memory).
-MERGED_BATCHES = 3
+MERGED_BATCHES = 5  # see projectord/database.py CACHE_KIB for the measurement
 
 
 @dataclass(slots=True)
