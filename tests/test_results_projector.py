@@ -179,3 +179,39 @@ async def test_contract_violations_are_recorded_and_acked(projectord, js, db_pat
     info = await js.consumer_info("RESULTS", "backend_results_projector")
     assert info.num_ack_pending == 0 and info.ack_floor.stream_seq == good2.seq
     assert checkpoint(db_path, "results") == good2.seq
+
+
+async def test_result_overwrites_the_inflight_rows_request_and_fills_its_job(
+    projectord, js, db_path
+):
+    # Three in-flight rows: same ids as the result (the usual case), another
+    # request_id, and no job_id. Their results come in one batch, interleaved with
+    # a duplicate, all committed in one batch.
+    conn = sqlite3.connect(db_path)
+    for rid, req, job in (
+        ("same", "req-1", "inv-hw"),
+        ("other", "req-old", "inv-hw"),
+        ("nojob", "req-1", None),
+    ):
+        conn.execute(
+            "INSERT INTO execution_results (result_id, request_id, pc_id, started_at,"
+            " recorded_at, job_id) VALUES (?, ?, 'pc1', ?, ?, ?)",
+            (rid, req, db_ts(0), db_ts(0), job),
+        )
+    conn.commit()
+    conn.close()
+    last = None
+    for rid, exit_code in (("same", 0), ("other", 1), ("same", 7), ("nojob", 2)):
+        last = await js.publish(
+            "results.req-1", body(exec_result(rid, request_id="req-1", exit_code=exit_code))
+        )
+    await wait_checkpoint(db_path, "results", last.seq)
+    rows = query(
+        db_path,
+        "SELECT result_id, request_id, job_id, exit_code FROM execution_results ORDER BY result_id",
+    )
+    assert rows == [
+        ("nojob", "req-1", "inv-hw", 2),
+        ("other", "req-1", "inv-hw", 1),
+        ("same", "req-1", "inv-hw", 0),  # the duplicate (exit 7) met a finished row
+    ]
