@@ -142,6 +142,21 @@ def result_rows(db_path: Path) -> list[tuple[str, int, str]]:
     return query(db_path, "SELECT result_id, exit_code, stdout FROM execution_results")
 
 
+async def drained(db_path: Path, last_result: int, last_audit: int, timeout: float) -> None:
+    """Wait until the RESULTS and AUDIT projectors have committed up to these sequences."""
+    await wait_until(
+        lambda: (
+            checkpoint(db_path, "results") >= last_result
+            and checkpoint(db_path, "audit") >= last_audit
+        ),
+        timeout=timeout,
+    )
+
+
+def audit_seqs_in_db(db_path: Path) -> list[int]:
+    return sorted(r[0] for r in query(db_path, "SELECT stream_seq FROM audit_log"))
+
+
 def expected_results(items: list[tuple[str, bytes]]) -> list[tuple[str, int, str]]:
     out = []
     for _subject, data in items:
@@ -227,20 +242,12 @@ async def test_sigterm_mid_load_exits_0_flushes_heartbeats_and_loses_nothing(
     third = Projectord(nats_server, db_path, log, *args)
     processes.append(third)
     await third.started()
-    await wait_until(
-        lambda: (
-            checkpoint(db_path, "results") >= result_seqs[-1]
-            and checkpoint(db_path, "audit") >= audit_seqs[-1]
-        ),
-        timeout=60,
-    )
+    await drained(db_path, result_seqs[-1], audit_seqs[-1], timeout=60)
     assert third.terminate() == 0
 
     # Nothing lost, nothing duplicated.
     assert sorted(result_rows(db_path)) == expected_results(results)
-    assert sorted(r[0] for r in query(db_path, "SELECT stream_seq FROM audit_log")) == sorted(
-        audit_seqs
-    )
+    assert audit_seqs_in_db(db_path) == sorted(audit_seqs)
     payloads = [json.loads(p)["n"] for (p,) in query(db_path, "SELECT payload FROM audit_log")]
     assert sorted(payloads) == list(range(len(audits)))
     assert query(db_path, "SELECT COUNT(*) FROM obs_events") == [(1,)]
@@ -307,13 +314,7 @@ async def test_broker_restart_mid_load_reconnects_without_loss(
     seqs_after = await publish_many(js, after)
     audit_seqs += await publish_many(js, audit_load(1_000))
 
-    await wait_until(
-        lambda: (
-            checkpoint(db_path, "results") >= seqs_after[-1]
-            and checkpoint(db_path, "audit") >= audit_seqs[-1]
-        ),
-        timeout=60,
-    )
+    await drained(db_path, seqs_after[-1], audit_seqs[-1], timeout=60)
     assert at_restart < seqs_before[-1], "the broker must restart mid-load"
     assert p.proc.poll() is None and p.proc.pid == pid, "the same process carries on"
     # projectord's own connection is idle while its pull helper drains, so it may
@@ -321,9 +322,7 @@ async def test_broker_restart_mid_load_reconnects_without_loss(
     await wait_until(lambda: "nats_reconnected" in p.events(), timeout=30)
 
     assert sorted(result_rows(db_path)) == expected_results(before + after)
-    assert sorted(r[0] for r in query(db_path, "SELECT stream_seq FROM audit_log")) == sorted(
-        audit_seqs
-    )
+    assert audit_seqs_in_db(db_path) == sorted(audit_seqs)
     assert query(db_path, "SELECT COUNT(*) FROM projector_rejects") == [(0,)]
     assert p.terminate() == 0
 
@@ -353,13 +352,7 @@ async def test_a_killed_pull_helper_is_replaced_and_nothing_is_lost(
     first.kill()
     at_kill = checkpoint(db_path, "results")
 
-    await wait_until(
-        lambda: (
-            checkpoint(db_path, "results") >= result_seqs[-1]
-            and checkpoint(db_path, "audit") >= audit_seqs[-1]
-        ),
-        timeout=90,
-    )
+    await drained(db_path, result_seqs[-1], audit_seqs[-1], timeout=90)
     assert at_kill < result_seqs[-1], "the helper must die mid-load"
     assert p.proc.poll() is None, "projectord itself carries on"
     (second,) = pull_helpers(p)
@@ -368,9 +361,7 @@ async def test_a_killed_pull_helper_is_replaced_and_nothing_is_lost(
     assert p.events().count("pull_helper_started") == 2
 
     assert sorted(result_rows(db_path)) == expected_results(results)
-    assert sorted(r[0] for r in query(db_path, "SELECT stream_seq FROM audit_log")) == sorted(
-        audit_seqs
-    )
+    assert audit_seqs_in_db(db_path) == sorted(audit_seqs)
     assert query(db_path, "SELECT COUNT(*) FROM projector_rejects") == [(0,)]
     assert p.terminate() == 0
 
