@@ -70,8 +70,12 @@ class PullInbox:
         )
 
     async def unsubscribe(self) -> None:
+        """Best effort: on a closed connection the server has already forgotten it."""
         if self.sub is not None:
-            await self.sub.unsubscribe()
+            try:
+                await self.sub.unsubscribe()
+            except Exception:
+                pass
 
     async def _on_message(self, msg: Any) -> None:
         status = msg.headers.get("Status") if msg.headers and not msg.data else None

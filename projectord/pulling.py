@@ -61,10 +61,7 @@ class LocalPuller:
     async def bind(self, stream: str, durable: str, pending_msgs: int) -> None:
         old = self.inboxes.pop(stream, None)
         if old is not None:
-            try:
-                await old.unsubscribe()
-            except Exception:
-                pass
+            await old.unsubscribe()
         inbox = PullInbox(self.nc, stream, durable)
         await inbox.subscribe(pending_msgs)
         self.inboxes[stream] = inbox
@@ -81,10 +78,7 @@ class LocalPuller:
 
     async def close(self) -> None:
         for inbox in self.inboxes.values():
-            try:
-                await inbox.unsubscribe()
-            except Exception:
-                pass
+            await inbox.unsubscribe()
 
 
 class HelperPuller:
