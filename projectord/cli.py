@@ -15,6 +15,7 @@ import structlog
 
 from .config import ConfigError, Settings, load_settings, redacted
 from .database import create_writer_engine
+from .garbage_collection import tune_for_batches
 from .logconfig import configure_logging
 from .migrations import upgrade_to_head
 from .writer_lock import WriterLock, WriterLockHeld
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         from .daemon import Daemon
 
+        tune_for_batches()
         return asyncio.run(Daemon(settings).run())
     except WriterLockHeld as exc:
         log.error("writer_lock_held", error=str(exc))
