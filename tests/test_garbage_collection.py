@@ -3,44 +3,58 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
-
-from projectord import cli
-from projectord.daemon import Daemon
 from projectord.garbage_collection import YOUNG_THRESHOLD, tune_for_batches
 
+# Runs projectord's command line in a fresh interpreter (the CLI configures
+# process-wide logging) with Daemon.run replaced by a report of the thresholds
+# the daemon would start with.
+_PROBE = """
+import gc, sys
+from projectord import cli
+from projectord.daemon import Daemon
 
-@pytest.fixture
-def thresholds() -> Iterator[tuple[int, int, int]]:
+async def report(self):
+    print("daemon saw", gc.get_threshold())
+    return 0
+
+Daemon.run = report
+code = cli.main(sys.argv[1:])
+print("after", gc.get_threshold())
+sys.exit(code)
+"""
+
+
+def cli_thresholds(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "KANADE_CONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_tune_raises_the_young_threshold_and_keeps_the_older_ones():
     before = gc.get_threshold()
-    gc.set_threshold(700, 10, 10)
-    yield before
-    gc.set_threshold(*before)
+    try:
+        gc.set_threshold(700, 7, 13)
+        tune_for_batches()
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, 7, 13)
+    finally:
+        gc.set_threshold(*before)
 
 
-def test_tune_raises_the_young_threshold_and_keeps_the_older_ones(thresholds):
-    gc.set_threshold(700, 7, 13)
-    tune_for_batches()
-    assert gc.get_threshold() == (YOUNG_THRESHOLD, 7, 13)
+def test_run_tunes_the_collector_before_the_daemon_starts(tmp_path: Path):
+    out = cli_thresholds("run", "--db", str(tmp_path / "backend.db"))
+    assert f"daemon saw ({YOUNG_THRESHOLD}, 10, 10)" in out
 
 
-def test_run_tunes_the_collector_before_the_daemon_starts(thresholds, tmp_path: Path, monkeypatch):
-    seen = []
-
-    async def fake_run(self: Daemon) -> int:
-        seen.append(gc.get_threshold())
-        return 0
-
-    monkeypatch.delenv("KANADE_CONFIG", raising=False)
-    monkeypatch.setattr(Daemon, "run", fake_run)
-    assert cli.main(["run", "--db", str(tmp_path / "backend.db")]) == 0
-    assert seen == [(YOUNG_THRESHOLD, 10, 10)]
-
-
-def test_migrate_leaves_the_collector_alone(thresholds, tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("KANADE_CONFIG", raising=False)
-    assert cli.main(["migrate", "--db", str(tmp_path / "backend.db")]) == 0
-    assert gc.get_threshold() == (700, 10, 10)
+def test_migrate_leaves_the_collector_alone(tmp_path: Path):
+    out = cli_thresholds("migrate", "--db", str(tmp_path / "backend.db"))
+    assert "daemon saw" not in out
+    assert "after (700, 10, 10)" in out
+    assert (tmp_path / "backend.db").exists()
