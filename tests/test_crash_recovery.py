@@ -870,6 +870,12 @@ async def wait_projected(
         await asyncio.sleep(0.1)
 
 
+def lag_of(sup: Supervisor, published: dict[str, int]) -> int:
+    """Messages published but not yet checkpointed, over all projected streams."""
+    cps = checkpoints(sup.db_path)
+    return sum(max(0, published[s] - cps[s]) for s in PROJECTOR_OF)
+
+
 async def chaos(
     sup: Supervisor,
     rng: random.Random,
@@ -891,11 +897,16 @@ async def chaos(
                 await asyncio.sleep(0.05)
             delay = rng.uniform(0.0, 0.5)
         await asyncio.sleep(delay)
+        # Then wait (up to 2 s) for a moment with a backlog: projectord often keeps
+        # up with this publisher, and a kill with nothing in flight would test a
+        # restart only.
+        for _ in range(200):
+            if done.is_set() or lag_of(sup, published) > 0:
+                break
+            await asyncio.sleep(0.01)
         if done.is_set():
             return
-        cps = checkpoints(sup.db_path)
-        lag = sum(max(0, published[s] - cps[s]) for s in PROJECTOR_OF)
-        sup.kill(lag)
+        sup.kill(lag_of(sup, published))
         await asyncio.sleep(rng.uniform(0.0, 0.3))
         sup.start()
 
