@@ -4,9 +4,10 @@ CPython starts a young collection after 700 net new container objects. A
 projector keeps up to five fetched batches of decoded records in flight, about
 thirty containers per message, so at the default the collector ran every few
 dozen messages, promoted those records into the older generations and then
-walked the whole heap in full collections, every one with the GIL held while
-the writer thread waited for it. Nearly none of this is cyclic garbage: the
-records are freed by reference counting when their batch is acked.
+walked the whole heap in full collections, every one with the GIL held, so
+that the event loop and the writer thread both waited for it. Nearly none of
+this is cyclic garbage: the records are freed by reference counting when their
+batch is acked.
 
 Measured while draining the projector benchmark's 200 000 messages
 (tests/bench/bench_projector.py, collector callbacks counting): the default

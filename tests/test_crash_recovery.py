@@ -887,7 +887,7 @@ async def chaos(
     for _ in range(kills):
         if rng.random() < 0.2:
             # Sometimes early: during start-up, migrations or durable reconciliation.
-            delay = rng.uniform(0.05, 0.6)
+            await asyncio.sleep(rng.uniform(0.05, 0.6))
         else:
             # Mostly mid-consumption: once it has committed something new.
             base = sum(checkpoints(sup.db_path).values())
@@ -895,15 +895,14 @@ async def chaos(
                 if done.is_set() or sum(checkpoints(sup.db_path).values()) > base:
                     break
                 await asyncio.sleep(0.05)
-            delay = rng.uniform(0.0, 0.5)
-        await asyncio.sleep(delay)
-        # Then wait (up to 2 s) for a moment with a backlog: projectord often keeps
-        # up with this publisher, and a kill with nothing in flight would test a
-        # restart only.
-        for _ in range(200):
-            if done.is_set() or lag_of(sup, published) > 0:
-                break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(rng.uniform(0.0, 0.5))
+            # Then wait (up to 2 s) for a moment with a backlog: projectord often
+            # keeps up with this publisher, and a kill with nothing in flight would
+            # test a restart only.
+            for _ in range(200):
+                if done.is_set() or lag_of(sup, published) > 0:
+                    break
+                await asyncio.sleep(0.01)
         if done.is_set():
             return
         sup.kill(lag_of(sup, published))
