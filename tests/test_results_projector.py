@@ -185,8 +185,8 @@ async def test_result_overwrites_the_inflight_rows_request_and_fills_its_job(
     projectord, js, db_path
 ):
     # Three in-flight rows: same ids as the result (the usual case), another
-    # request_id, and no job_id. Their results, with a duplicate among them, are
-    # committed in one batch.
+    # request_id, and no job_id. Their results follow, with a duplicate among
+    # them (in the same batch when they arrive together, else in the next).
     conn = sqlite3.connect(db_path)
     for rid, req, job in (
         ("same", "req-1", "inv-hw"),
